@@ -1,1 +1,152 @@
-fn main() {}
+//! `dmulogd`: argument handling, logging and process set-up; the work is
+//! in the library.
+
+use dmulogd::cli::{self, Command, ServeOpts};
+use dmulogd::log::Options;
+use dmulogd::netlink::NetlinkSocket;
+use dmulogd::pidfile::PidFile;
+use dmulogd::registry::Registry;
+use dmulogd::server::Server;
+use dmulogd::transport::{self, FdTransport};
+use dmulogd::{daemon, inspect, signals};
+use log::{error, info, warn};
+use std::io::Write;
+use std::process::ExitCode;
+
+fn init_logging(verbosity: i32) {
+    let level = match verbosity {
+        i32::MIN..=-1 => log::LevelFilter::Warn,
+        0 => log::LevelFilter::Info,
+        1 => log::LevelFilter::Debug,
+        _ => log::LevelFilter::Trace,
+    };
+    let mut b = env_logger::Builder::new();
+    b.filter_level(level);
+    if let Ok(spec) = std::env::var("RUST_LOG") {
+        b.parse_filters(&spec);
+    }
+    b.format(|buf, rec| writeln!(buf, "dmulogd[{}]: {}: {}", std::process::id(), rec.level(), rec.args()));
+    let _ = b.try_init();
+}
+
+/// Warns early about what would make the kernel ignore us.
+fn preflight() {
+    if !std::path::Path::new("/sys/module/dm_log_userspace").exists() {
+        let loaded = std::process::Command::new("modprobe")
+            .arg("dm-log-userspace")
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if !loaded {
+            warn!(
+                "kernel module dm-log-userspace is not loaded and modprobe failed: \
+                 load it (modprobe dm-log-userspace) before creating mirrors with a userspace log"
+            );
+        }
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        warn!("not running as root: the kernel drops replies from processes without CAP_SYS_ADMIN");
+    }
+}
+
+fn serve(o: ServeOpts) -> Result<(), String> {
+    init_logging(o.verbosity);
+    match daemon::mark_initrd_storage_daemon() {
+        Ok(true) => info!("in an initrd: argv[0] marked '@' so switch-root and shutdown spare this process"),
+        Ok(false) => {}
+        Err(e) => warn!("cannot mark argv[0] with '@': {e}"),
+    }
+    let mut pidfile = match &o.pidfile {
+        Some(p) => Some(PidFile::lock(p).map_err(|e| format!("pidfile {}: {e}", p.display()))?),
+        None => None,
+    };
+    let opts = Options { allow_clustered: o.allow_clustered, run_dir: o.run_dir.clone() };
+    let mut server = Server::new(Registry::new(opts, o.max_memory_mib.saturating_mul(1 << 20)));
+    // Bind before detaching: when `--daemon` returns 0, the kernel can
+    // already reach us and mirrors can be activated at once.
+    enum T {
+        Netlink(NetlinkSocket),
+        Fd(FdTransport),
+    }
+    let mut t = match o.transport_fd {
+        Some(fd) => {
+            transport::check_socket(fd).map_err(|e| format!("--transport-fd {fd}: {e}"))?;
+            // SAFETY: the fd was checked to be an open socket and is handed
+            // to us by the parent that started us; nothing else uses it.
+            T::Fd(unsafe { FdTransport::from_raw(fd) })
+        }
+        None => {
+            preflight();
+            T::Netlink(NetlinkSocket::open().map_err(|e| e.to_string())?)
+        }
+    };
+    if o.daemon {
+        if let Some(child) = daemon::detach().map_err(|e| format!("detach: {e}"))? {
+            if let Some(p) = pidfile.as_mut() {
+                p.write_pid(child).map_err(|e| format!("writing pidfile: {e}"))?;
+            }
+            // The parent's copy of everything is dropped without cleanup:
+            // the child owns the socket, the lock and the pidfile now.
+            std::process::exit(0);
+        }
+    } else if let Some(p) = pidfile.as_mut() {
+        p.write_pid(std::process::id()).map_err(|e| format!("writing pidfile: {e}"))?;
+    }
+    let mask = signals::install().map_err(|e| format!("signals: {e}"))?;
+    info!("serving dm-log-userspace requests (version {})", env!("CARGO_PKG_VERSION"));
+    let r = match &mut t {
+        T::Netlink(s) => server.run(s, &mask),
+        T::Fd(s) => server.run(s, &mask),
+    };
+    if let Some(p) = pidfile {
+        p.remove();
+    }
+    r.map_err(|e| format!("receiving requests: {e}"))
+}
+
+fn main() -> ExitCode {
+    std::panic::set_hook(Box::new(|info| {
+        let _ = writeln!(std::io::stderr(), "dmulogd[{}]: panic: {info}", std::process::id());
+    }));
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let cmd = match cli::parse(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("dmulogd: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match cmd {
+        Command::Help => {
+            print!("{}", cli::USAGE);
+            ExitCode::SUCCESS
+        }
+        Command::Version => {
+            println!("dmulogd {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Command::Inspect(path) => match inspect::inspect(&path) {
+            Ok(r) => {
+                print!("{}", r.text);
+                if r.valid {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                }
+            }
+            Err(e) => {
+                eprintln!("dmulogd: inspect {}: {e}", path.display());
+                ExitCode::from(1)
+            }
+        },
+        Command::Serve(o) => match serve(o) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                // The logger is up by now and writes to stderr.
+                error!("{e}");
+                ExitCode::from(1)
+            }
+        },
+    }
+}

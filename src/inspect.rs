@@ -1,0 +1,131 @@
+//! `dmulogd inspect PATH`: what a log device or file holds, read with
+//! plain reads (never mapped, never written), for the kernel's `disk` log
+//! and dmulogd alike since they share the format.
+
+use crate::bitmap::bitmap_bytes;
+use crate::disk::{Header, BITMAP_OFFSET, HEADER_LEN};
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+
+/// Ranges printed before "…and N more".
+const MAX_RANGES: usize = 64;
+
+pub struct Report {
+    pub text: String,
+    pub valid: bool,
+}
+
+/// Describes the log in `image` (header + bitmap bytes).
+pub fn describe(name: &str, image: &[u8]) -> Report {
+    let mut t = String::new();
+    if image.len() < HEADER_LEN {
+        let _ = writeln!(t, "{name}: {} bytes, too short for a dirty log header", image.len());
+        return Report { text: t, valid: false };
+    }
+    let h = Header::from_disk(&image[..HEADER_LEN]);
+    let nr = match h.validate() {
+        Ok(Some(nr)) => nr,
+        Ok(None) => {
+            let _ = writeln!(t, "{name}: no dirty log (magic {:#010x}, want 0x4d695272 \"MiRr\")", h.magic);
+            return Report { text: t, valid: false };
+        }
+        Err(v) => {
+            let _ = writeln!(t, "{name}: dirty log of unknown version {v}");
+            return Report { text: t, valid: false };
+        }
+    };
+    let bytes = bitmap_bytes(nr).and_then(|b| usize::try_from(b).ok()).unwrap_or(usize::MAX);
+    let Some(bitmap) = image.get(BITMAP_OFFSET..BITMAP_OFFSET.saturating_add(bytes)) else {
+        let _ = writeln!(t, "{name}: header claims {nr} regions but the device is too small for their bitmap");
+        return Report { text: t, valid: false };
+    };
+    let clean = |i: u64| bitmap[usize::try_from(i / 8).expect("fits")] & (1 << (i % 8)) != 0;
+    let mut ranges: Vec<(u64, u64)> = Vec::new();
+    let mut dirty = 0u64;
+    for i in 0..nr {
+        if !clean(i) {
+            dirty += 1;
+            match ranges.last_mut() {
+                Some((_, end)) if *end + 1 == i => *end = i,
+                _ => ranges.push((i, i)),
+            }
+        }
+    }
+    let _ = writeln!(t, "{name}: dirty log, magic MiRr, version {}", h.version);
+    let _ = writeln!(t, "regions: {nr}");
+    let _ = writeln!(t, "bitmap: {bytes} bytes at offset {BITMAP_OFFSET}");
+    let _ = writeln!(t, "clean: {}", nr - dirty);
+    let _ = writeln!(t, "dirty: {dirty}");
+    let shown: Vec<String> = ranges
+        .iter()
+        .take(MAX_RANGES)
+        .map(|&(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") })
+        .collect();
+    let more = ranges.len().saturating_sub(MAX_RANGES);
+    let _ = writeln!(
+        t,
+        "dirty regions: {}{}",
+        if shown.is_empty() { "none".to_owned() } else { shown.join(" ") },
+        if more > 0 { format!(" …and {more} more ranges") } else { String::new() }
+    );
+    Report { text: t, valid: true }
+}
+
+/// Reads the header, then as much bitmap as it claims.
+pub fn inspect(path: &Path) -> std::io::Result<Report> {
+    let mut f = File::open(path)?;
+    let mut image = vec![0u8; BITMAP_OFFSET];
+    let n = read_full(&mut f, &mut image)?;
+    image.truncate(n);
+    if n >= HEADER_LEN {
+        if let Ok(Some(nr)) = Header::from_disk(&image[..HEADER_LEN]).validate() {
+            let want = bitmap_bytes(nr).and_then(|b| usize::try_from(b).ok()).unwrap_or(0).min(1 << 30);
+            let mut bm = vec![0u8; want];
+            let got = read_full(&mut f, &mut bm)?;
+            bm.truncate(got);
+            image.extend_from_slice(&bm);
+        }
+    }
+    Ok(describe(&path.display().to_string(), &image))
+}
+
+fn read_full(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_dirty_ranges() {
+        let mut img = vec![0u8; BITMAP_OFFSET + 8];
+        img[..16].copy_from_slice(&Header::new(20).to_disk());
+        img[BITMAP_OFFSET] = 0b1111_0001; // 1,2,3 dirty
+        img[BITMAP_OFFSET + 1] = 0xff;
+        img[BITMAP_OFFSET + 2] = 0b0000_0111; // 19 dirty (bits >= 20 ignored)
+        let r = describe("x", &img);
+        assert!(r.valid);
+        assert!(r.text.contains("regions: 20\n"), "{}", r.text);
+        assert!(r.text.contains("dirty: 4\n"), "{}", r.text);
+        assert!(r.text.contains("dirty regions: 1-3 19\n"), "{}", r.text);
+    }
+
+    #[test]
+    fn invalid_images() {
+        assert!(!describe("x", &[0u8; 8]).valid);
+        assert!(!describe("x", &[0u8; 2048]).valid);
+        let mut img = vec![0u8; 1030];
+        img[..16].copy_from_slice(&Header::new(64).to_disk());
+        assert!(!describe("x", &img).valid, "bitmap truncated");
+    }
+}

@@ -1,0 +1,95 @@
+//! Logs by (uuid, luid).
+//!
+//! A table reload builds a second log with the same uuid and a new luid in
+//! the inactive slot (seed 000: the luid is the kernel's `log_c` pointer),
+//! so the luid alone tells live from inactive; the uuid is still compared
+//! so a luid reused after a DTR can never reach a different mirror's log.
+//! Logs are found by luid first (one hash of a u64 per request), then by
+//! uuid among the (almost always single) entries with that luid.
+
+use crate::error::Error;
+use crate::log::{Log, LogArgs, Options};
+use std::collections::HashMap;
+
+pub struct Registry {
+    logs: HashMap<u64, Vec<Log>>,
+    count: usize,
+    pub opts: Options,
+    memory_limit: u64,
+    memory_used: u64,
+}
+
+/// What a CTR produced.
+pub struct Created {
+    /// `MAJ:MIN` of a block log device.
+    pub devno: Option<String>,
+    /// False when an identical log existed (a resent CTR).
+    pub new: bool,
+}
+
+impl Registry {
+    pub fn new(opts: Options, memory_limit: u64) -> Registry {
+        Registry { logs: HashMap::new(), count: 0, opts, memory_limit, memory_used: 0 }
+    }
+
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    pub fn get(&mut self, uuid: &[u8], luid: u64) -> Result<&mut Log, Error> {
+        self.logs
+            .get_mut(&luid)
+            .and_then(|v| v.iter_mut().find(|l| &*l.uuid == uuid))
+            .ok_or(Error::UnknownLog)
+    }
+
+    /// CTR. Idempotent: the same arguments for an existing (uuid, luid)
+    /// keep the log; different ones are -EEXIST.
+    pub fn create(&mut self, uuid: &[u8], luid: u64, ctr: &[u8]) -> Result<Created, Error> {
+        let args = LogArgs::parse(ctr, &self.opts)?;
+        if let Ok(existing) = self.get(uuid, luid) {
+            return if existing.args == args {
+                Ok(Created { devno: existing.device_number(), new: false })
+            } else {
+                Err(Error::Exists)
+            };
+        }
+        let need = args.memory_bytes();
+        let left = self.memory_limit.saturating_sub(self.memory_used);
+        if need > left {
+            return Err(Error::NoMemory { needed: need, left });
+        }
+        let log = Log::create(uuid, luid, args, &self.opts)?;
+        let devno = log.device_number();
+        self.logs.entry(luid).or_default().push(log);
+        self.count += 1;
+        self.memory_used += need;
+        Ok(Created { devno, new: true })
+    }
+
+    /// DTR: forget the log. Nothing is written: the table that replaced
+    /// this one may already own the same log device.
+    pub fn remove(&mut self, uuid: &[u8], luid: u64) -> Result<(), Error> {
+        let v = self.logs.get_mut(&luid).ok_or(Error::UnknownLog)?;
+        let i = v.iter().position(|l| &*l.uuid == uuid).ok_or(Error::UnknownLog)?;
+        let log = v.swap_remove(i);
+        if v.is_empty() {
+            self.logs.remove(&luid);
+        }
+        self.count -= 1;
+        self.memory_used -= log.args.memory_bytes();
+        Ok(())
+    }
+
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut Log> {
+        self.logs.values_mut().flatten()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Log> {
+        self.logs.values().flatten()
+    }
+}

@@ -1,0 +1,308 @@
+//! The request loop: receive → decode → dispatch → reply, one request at a
+//! time, and what each request does.
+//!
+//! Every well-framed request gets exactly one reply (the kernel resends
+//! unanswered requests every 15 s, forever); a datagram that cannot be
+//! attributed to a kernel request is dropped. Either way bad input is
+//! logged at a limited rate and never changes a log.
+
+use crate::error::Error;
+use crate::registry::Registry;
+use crate::signals;
+use crate::transport::{Recv, Transport};
+use crate::wire::{self, Request, RequestType, HEADERS_LEN, MAX_REQUEST_PAYLOAD, RECV_BUF_LEN, SEND_BUF_LEN};
+use log::{debug, info, log, warn, Level};
+use std::io;
+use std::time::{Duration, Instant};
+
+/// At most `BURST` lines per `WINDOW` for each kind of complaint; the rest
+/// are counted and reported when the window reopens.
+const BURST: u32 = 10;
+const WINDOW: Duration = Duration::from_secs(10);
+
+#[derive(Default)]
+struct RateLimit {
+    since: Option<Instant>,
+    shown: u32,
+    suppressed: u64,
+}
+
+impl RateLimit {
+    /// True when a line may be written now; reports what was suppressed.
+    fn allow(&mut self) -> bool {
+        let now = Instant::now();
+        match self.since {
+            Some(t) if now.duration_since(t) < WINDOW => {
+                if self.shown < BURST {
+                    self.shown += 1;
+                    true
+                } else {
+                    self.suppressed += 1;
+                    false
+                }
+            }
+            _ => {
+                if self.suppressed > 0 {
+                    warn!("{} similar messages suppressed", self.suppressed);
+                }
+                self.since = Some(now);
+                self.shown = 1;
+                self.suppressed = 0;
+                true
+            }
+        }
+    }
+}
+
+#[derive(Default, Debug, Clone, Copy)]
+pub struct Stats {
+    pub requests: u64,
+    pub errors: u64,
+    pub dropped: u64,
+}
+
+pub struct Server {
+    pub registry: Registry,
+    pub stats: Stats,
+    dropped_log: RateLimit,
+    error_log: RateLimit,
+}
+
+/// What the loop does after looking at signals.
+#[derive(Debug, PartialEq, Eq)]
+enum Control {
+    Serve,
+    Exit,
+}
+
+fn put_u64(out: &mut [u8], at: usize, v: u64) {
+    out[at..at + 8].copy_from_slice(&v.to_ne_bytes());
+}
+
+fn put_str(out: &mut [u8], s: &str) -> usize {
+    // The NUL is sent and counted: the kernel copies exactly data_size
+    // bytes into its status buffer and reads it back as a C string.
+    let n = s.len().min(out.len() - 1);
+    out[..n].copy_from_slice(&s.as_bytes()[..n]);
+    out[n] = 0;
+    n + 1
+}
+
+fn one_region(t: RequestType, payload: &[u8]) -> Result<u64, Error> {
+    let b: [u8; 8] = payload.try_into().map_err(|_| Error::BadPayload { request: t.name(), size: payload.len() })?;
+    Ok(u64::from_ne_bytes(b))
+}
+
+impl Server {
+    pub fn new(registry: Registry) -> Server {
+        Server { registry, stats: Stats::default(), dropped_log: RateLimit::default(), error_log: RateLimit::default() }
+    }
+
+    /// Decodes one datagram and, for a kernel request, writes the reply
+    /// into `out`; returns its length, or None when the datagram is dropped.
+    pub fn handle_datagram(&mut self, dgram: &[u8], sender: u32, port: u32, out: &mut [u8]) -> Option<usize> {
+        let req = match Request::decode(dgram, sender) {
+            Ok(r) => r,
+            Err(e) => {
+                self.stats.dropped += 1;
+                if self.dropped_log.allow() {
+                    warn!("dropped: {e}");
+                }
+                return None;
+            }
+        };
+        self.stats.requests += 1;
+        let (error, len) = match self.dispatch(&req, &mut out[HEADERS_LEN..]) {
+            Ok(len) => (0, len),
+            Err(e) => {
+                self.stats.errors += 1;
+                // Unknown logs are routine after a restart: the kernel
+                // answers -ESRCH with CTR + RESUME.
+                let level = if matches!(e, Error::UnknownLog) { Level::Info } else { Level::Warn };
+                if self.error_log.allow() {
+                    let name = req.request_type().map_or("?", RequestType::name);
+                    log!(level, "{name} (type {}) for {}/{:#x}: {e}", req.raw_type(), String::from_utf8_lossy(req.uuid()), req.luid());
+                }
+                (e.errno(), 0)
+            }
+        };
+        Some(req.encode_reply(out, port, error, len))
+    }
+
+    /// Carries out one request; reply payload goes to `out`, its length is
+    /// returned.
+    pub fn dispatch(&mut self, req: &Request<'_>, out: &mut [u8]) -> Result<usize, Error> {
+        let t = req.request_type().ok_or(Error::UnknownRequest(req.raw_type()))?;
+        if !wire::VERSIONS.contains(&req.version()) {
+            return Err(Error::Unsupported(format!("request version {}", req.version())));
+        }
+        let p = req.payload;
+        if p.len() > MAX_REQUEST_PAYLOAD {
+            return Err(Error::BadPayload { request: t.name(), size: p.len() });
+        }
+        let (uuid, luid) = (req.uuid(), req.luid());
+        let regions = || wire::regions(p).ok_or(Error::BadPayload { request: t.name(), size: p.len() });
+        debug!("{} {}/{:#x} seq {} ({} bytes)", t.name(), String::from_utf8_lossy(uuid), luid, req.seq(), p.len());
+        match t {
+            // Payload in: the constructor string. Out: "MAJ:MIN\0" of a
+            // block log device so the kernel dm_get_device()s it (v2+) —
+            // but only for the CTR of userspace_ctr(), whose string has no
+            // trailing NUL. The reconnect CTR after -ESRCH sends strlen+1
+            // bytes and passes *no* reply buffer: any data there fails with
+            // -ENOSPC and the kernel retries forever.
+            RequestType::Ctr => {
+                let created = self.registry.create(uuid, luid, p)?;
+                if created.new {
+                    info!("created log {}/{:#x}: {}", String::from_utf8_lossy(uuid), luid, String::from_utf8_lossy(p.split(|&b| b == 0).next().unwrap_or(&[])));
+                }
+                match created.devno {
+                    Some(name) if req.version() >= 2 && p.last() != Some(&0) => Ok(put_str(out, &name)),
+                    _ => Ok(0),
+                }
+            }
+            RequestType::Dtr => {
+                self.registry.remove(uuid, luid)?;
+                info!("destroyed log {}/{:#x}", String::from_utf8_lossy(uuid), luid);
+                Ok(0)
+            }
+            _ => {
+                let log = self.registry.get(uuid, luid)?;
+                match t {
+                    RequestType::Ctr | RequestType::Dtr => unreachable!("handled above"),
+                    RequestType::Presuspend => Ok(0),
+                    RequestType::Postsuspend => log.postsuspend().map(|()| 0),
+                    RequestType::Resume => log.resume().map(|()| 0),
+                    RequestType::GetRegionSize => {
+                        put_u64(out, 0, u64::from(log.args.region_size));
+                        Ok(8)
+                    }
+                    RequestType::IsClean => {
+                        let c = log.is_clean(one_region(t, p)?)?;
+                        put_u64(out, 0, u64::from(c));
+                        Ok(8)
+                    }
+                    RequestType::InSync => {
+                        let s = log.in_sync(one_region(t, p)?)?;
+                        put_u64(out, 0, u64::from(s));
+                        Ok(8)
+                    }
+                    RequestType::Flush => log.flush(regions()?).map(|()| 0),
+                    RequestType::MarkRegion => log.mark(regions()?).map(|()| 0),
+                    RequestType::ClearRegion => log.clear(regions()?).map(|()| 0),
+                    RequestType::GetResyncWork => {
+                        let work = log.get_resync_work();
+                        put_u64(out, 0, u64::from(work.is_some()));
+                        put_u64(out, 8, work.unwrap_or(0));
+                        Ok(16)
+                    }
+                    RequestType::SetRegionSync => {
+                        if p.len() != 16 {
+                            return Err(Error::BadPayload { request: t.name(), size: p.len() });
+                        }
+                        let r = one_region(t, &p[..8])?;
+                        let in_sync = i64::from_ne_bytes(p[8..16].try_into().expect("8 bytes"));
+                        log.set_region_sync(r, in_sync != 0).map(|()| 0)
+                    }
+                    RequestType::GetSyncCount => {
+                        put_u64(out, 0, log.sync_count());
+                        Ok(8)
+                    }
+                    RequestType::StatusInfo => Ok(put_str(out, &log.status_info())),
+                    RequestType::StatusTable => Ok(put_str(out, &log.status_table())),
+                    RequestType::IsRemoteRecovering => {
+                        let hint = log.in_sync_hint(one_region(t, p)?)?;
+                        put_u64(out, 0, 0);
+                        put_u64(out, 8, hint);
+                        Ok(16)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Makes every log durable; logs failures.
+    pub fn persist_all(&mut self) {
+        for log in self.registry.iter_mut() {
+            if let Err(e) = log.persist() {
+                warn!("flushing log {}: {e}", String::from_utf8_lossy(&log.uuid));
+            }
+        }
+    }
+
+    fn on_signals(&mut self, s: signals::Pending) -> Control {
+        if s.usr1 {
+            info!(
+                "{} logs; {} requests, {} error replies, {} datagrams dropped",
+                self.registry.len(),
+                self.stats.requests,
+                self.stats.errors,
+                self.stats.dropped
+            );
+            for log in self.registry.iter() {
+                info!("{}", log.summary());
+            }
+        }
+        if s.hup {
+            info!("SIGHUP ignored (nothing to reload)");
+        }
+        if s.quit {
+            self.persist_all();
+            if !self.registry.is_empty() {
+                warn!("SIGQUIT: exiting with {} live logs; their mirrors will block until a server returns", self.registry.len());
+            }
+            return Control::Exit;
+        }
+        if s.term {
+            if self.registry.is_empty() {
+                info!("terminating: no live logs");
+                return Control::Exit;
+            }
+            self.persist_all();
+            warn!(
+                "termination requested with {} live logs: flushed, still serving (mirrors need a server; SIGQUIT forces exit)",
+                self.registry.len()
+            );
+        }
+        Control::Serve
+    }
+
+    /// Serves until told to stop (signals) or the transport closes.
+    pub fn run<T: Transport>(&mut self, t: &mut T, wait_mask: &libc::sigset_t) -> io::Result<()> {
+        let mut rbuf = vec![0u8; RECV_BUF_LEN];
+        let mut sbuf = vec![0u8; SEND_BUF_LEN];
+        loop {
+            if self.on_signals(signals::take()) == Control::Exit {
+                return Ok(());
+            }
+            match t.try_recv(&mut rbuf)? {
+                Recv::Datagram { len, .. } if len > rbuf.len() => {
+                    self.stats.dropped += 1;
+                    if self.dropped_log.allow() {
+                        warn!("dropped: datagram of {len} bytes is larger than any request");
+                    }
+                }
+                Recv::Datagram { len, sender } => {
+                    let port = t.port();
+                    if let Some(n) = self.handle_datagram(&rbuf[..len], sender, port, &mut sbuf) {
+                        if let Err(e) = t.send(&sbuf[..n]) {
+                            if self.error_log.allow() {
+                                warn!("sending reply: {e}");
+                            }
+                        }
+                    }
+                }
+                Recv::Empty => t.wait(wait_mask)?,
+                Recv::Lost => {
+                    if self.dropped_log.allow() {
+                        warn!("receive queue overflowed: the kernel dropped requests (it resends them after 15 s)");
+                    }
+                }
+                Recv::Closed => {
+                    info!("transport closed");
+                    self.persist_all();
+                    return Ok(());
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,36 @@
+//! The one helper every syscall wrapper uses, and the readiness wait the
+//! transports share.
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+/// Turns a `-1` return into the thread's errno.
+pub fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+/// Like [`cvt`] for calls returning `ssize_t`.
+pub fn cvt_size(r: libc::ssize_t) -> io::Result<usize> {
+    usize::try_from(r).map_err(|_| io::Error::last_os_error())
+}
+
+/// Blocks until `fd` is readable or a signal arrives. The daemon keeps its
+/// signals blocked everywhere else; `ppoll` unblocks them (`mask`) only
+/// while waiting, atomically, so a signal can never slip in between the
+/// last check of the flags and going to sleep.
+pub fn wait_readable(fd: BorrowedFd<'_>, mask: &libc::sigset_t) -> io::Result<()> {
+    let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    // SAFETY: `pfd` is one valid pollfd for the duration of the call, the
+    // timeout pointer may be NULL (wait forever), and `mask` points to an
+    // initialised sigset_t.
+    let r = unsafe { libc::ppoll(&mut pfd, 1, std::ptr::null(), mask) };
+    match cvt(r) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,99 @@
+//! The seam between the request loop and the kernel: netlink in
+//! production ([`crate::netlink`]), an inherited datagram socket in tests
+//! (`--transport-fd`), carrying the very same bytes, so tests exercise the
+//! same framing, parsing and dispatch.
+
+use crate::sys::{cvt, cvt_size, wait_readable};
+use std::io;
+use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
+
+pub enum Recv {
+    /// A datagram of `len` bytes (it may be longer than the buffer, then it
+    /// was truncated and must be dropped) from netlink port `sender`.
+    Datagram { len: usize, sender: u32 },
+    /// Nothing queued.
+    Empty,
+    /// The kernel dropped messages because our queue overflowed (ENOBUFS);
+    /// it resends unanswered requests after 15 s.
+    Lost,
+    /// The peer went away (socketpair only).
+    Closed,
+}
+
+pub trait Transport {
+    /// Non-blocking receive.
+    fn try_recv(&mut self, buf: &mut [u8]) -> io::Result<Recv>;
+    /// Sleeps until a datagram may be there or a signal arrived.
+    fn wait(&mut self, mask: &libc::sigset_t) -> io::Result<()>;
+    fn send(&mut self, dgram: &[u8]) -> io::Result<()>;
+    /// Our netlink port, written into reply headers.
+    fn port(&self) -> u32;
+}
+
+/// A `SOCK_SEQPACKET`/`SOCK_DGRAM` socket inherited from a test harness.
+/// Everything on it counts as coming from the kernel (port 0).
+pub struct FdTransport {
+    fd: OwnedFd,
+}
+
+impl FdTransport {
+    /// # Safety
+    /// `fd` must be an open socket that nothing else owns.
+    pub unsafe fn from_raw(fd: RawFd) -> FdTransport {
+        // SAFETY: the caller hands over ownership of an open fd.
+        FdTransport { fd: unsafe { OwnedFd::from_raw_fd(fd) } }
+    }
+}
+
+pub fn recv_flags(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: buf is valid for writes of buf.len() bytes; MSG_TRUNC makes
+    // the kernel report the full datagram length without writing past it.
+    let r = unsafe {
+        libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT | libc::MSG_TRUNC)
+    };
+    cvt_size(r)
+}
+
+impl Transport for FdTransport {
+    fn try_recv(&mut self, buf: &mut [u8]) -> io::Result<Recv> {
+        match recv_flags(&self.fd, buf) {
+            Ok(0) => Ok(Recv::Closed),
+            Ok(len) => Ok(Recv::Datagram { len, sender: 0 }),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => {
+                Ok(Recv::Empty)
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ECONNRESET) => Ok(Recv::Closed),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn wait(&mut self, mask: &libc::sigset_t) -> io::Result<()> {
+        wait_readable(self.fd.as_fd(), mask)
+    }
+
+    fn send(&mut self, dgram: &[u8]) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        // SAFETY: dgram is valid for reads of its length; MSG_NOSIGNAL
+        // turns a closed peer into EPIPE instead of SIGPIPE.
+        let r = unsafe { libc::send(self.fd.as_raw_fd(), dgram.as_ptr().cast(), dgram.len(), libc::MSG_NOSIGNAL) };
+        cvt_size(r).map(drop)
+    }
+
+    fn port(&self) -> u32 {
+        std::process::id()
+    }
+}
+
+/// Checks that `fd` is an open socket before the daemon takes it over.
+pub fn check_socket(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fstat writes into a zeroed local stat buffer; an invalid fd
+    // only yields EBADF.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    cvt(unsafe { libc::fstat(fd, &mut st) })?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("fd {fd} is not a socket")));
+    }
+    Ok(())
+}
