@@ -1,0 +1,285 @@
+//! Test support: the real `dmulogd` binary on a socketpair, driven with the
+//! exact datagrams the kernel sends, and a kernel-shaped client for one log.
+#![allow(dead_code)]
+
+use dmulogd::wire::{Reply, RequestSpec};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub const CTR: u32 = 1;
+pub const DTR: u32 = 2;
+pub const PRESUSPEND: u32 = 3;
+pub const POSTSUSPEND: u32 = 4;
+pub const RESUME: u32 = 5;
+pub const GET_REGION_SIZE: u32 = 6;
+pub const IS_CLEAN: u32 = 7;
+pub const IN_SYNC: u32 = 8;
+pub const FLUSH: u32 = 9;
+pub const MARK_REGION: u32 = 10;
+pub const CLEAR_REGION: u32 = 11;
+pub const GET_RESYNC_WORK: u32 = 12;
+pub const SET_REGION_SYNC: u32 = 13;
+pub const GET_SYNC_COUNT: u32 = 14;
+pub const STATUS_INFO: u32 = 15;
+pub const STATUS_TABLE: u32 = 16;
+pub const IS_REMOTE_RECOVERING: u32 = 17;
+
+pub const ESRCH: i32 = -libc::ESRCH;
+pub const EINVAL: i32 = -libc::EINVAL;
+pub const EEXIST: i32 = -libc::EEXIST;
+
+/// A scratch directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "dmulogd-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// A zero-filled log file of `bytes`.
+    pub fn log_file(&self, name: &str, bytes: u64) -> PathBuf {
+        let p = self.0.join(name);
+        let f = std::fs::File::create(&p).unwrap();
+        f.set_len(bytes).unwrap();
+        p
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn socketpair() -> (OwnedFd, OwnedFd) {
+    let mut fds = [0; 2];
+    // SAFETY: fds is a valid array of two ints for socketpair to fill.
+    let r = unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET, 0, fds.as_mut_ptr()) };
+    assert_eq!(r, 0, "socketpair: {}", std::io::Error::last_os_error());
+    // SAFETY: both fds are fresh and owned by us from here on.
+    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+}
+
+fn set_cloexec(fd: &OwnedFd, on: bool) {
+    // SAFETY: F_SETFD on an fd we own.
+    unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, if on { libc::FD_CLOEXEC } else { 0 }) };
+}
+
+/// The daemon binary serving one end of a socketpair.
+pub struct Daemon {
+    pub child: Child,
+    sock: OwnedFd,
+    seq: u32,
+}
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_dmulogd")
+}
+
+impl Daemon {
+    pub fn spawn(extra: &[&str]) -> Daemon {
+        let (ours, theirs) = socketpair();
+        set_cloexec(&ours, true);
+        set_cloexec(&theirs, false);
+        let child = Command::new(binary())
+            .arg("--transport-fd")
+            .arg(theirs.as_raw_fd().to_string())
+            .args(extra)
+            .env("RUST_LOG", std::env::var("DMULOGD_TEST_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn dmulogd");
+        drop(theirs);
+        let tv = libc::timeval { tv_sec: 20, tv_usec: 0 };
+        // SAFETY: tv is a live timeval of the size given.
+        unsafe {
+            libc::setsockopt(
+                ours.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&tv as *const libc::timeval).cast(),
+                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            )
+        };
+        Daemon { child, sock: ours, seq: 1000 }
+    }
+
+    pub fn next_seq(&mut self) -> u32 {
+        self.seq = self.seq.wrapping_add(1);
+        self.seq
+    }
+
+    pub fn send_raw(&self, dgram: &[u8]) {
+        // SAFETY: dgram is valid for reads of its length.
+        let r = unsafe { libc::send(self.sock.as_raw_fd(), dgram.as_ptr().cast(), dgram.len(), libc::MSG_NOSIGNAL) };
+        assert_eq!(r as usize, dgram.len(), "send: {}", std::io::Error::last_os_error());
+    }
+
+    /// Receives one reply; panics after the 20 s timeout (a lost reply is a
+    /// bug: every request gets exactly one).
+    pub fn recv(&self) -> Reply {
+        let mut buf = vec![0u8; 4096];
+        // SAFETY: buf is valid for writes of its length.
+        let n = unsafe { libc::recv(self.sock.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+        assert!(n > 0, "no reply from dmulogd: {}", std::io::Error::last_os_error());
+        Reply::decode(&buf[..n as usize]).expect("reply is well framed")
+    }
+
+    /// True when a datagram is waiting within `ms` milliseconds.
+    pub fn reply_pending(&self, ms: i32) -> bool {
+        let mut pfd = libc::pollfd { fd: self.sock.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd.
+        unsafe { libc::poll(&mut pfd, 1, ms) > 0 }
+    }
+
+    pub fn request(&mut self, spec: RequestSpec<'_>) -> Reply {
+        self.send_raw(&spec.encode());
+        let r = self.recv();
+        assert_eq!(r.seq, spec.seq, "reply matches the request seq");
+        assert_eq!(r.request_type, spec.request_type);
+        r
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Closes the socket and waits for a clean exit.
+    pub fn close(mut self) -> std::process::ExitStatus {
+        drop(std::mem::replace(&mut self.sock, socketpair().0));
+        wait_timeout(&mut self.child, Duration::from_secs(20)).expect("dmulogd exits when its transport closes")
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn wait_timeout(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return Some(s);
+        }
+        if start.elapsed() > limit {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// One log as the kernel's dm-log-userspace sees it.
+#[derive(Clone)]
+pub struct Kernel {
+    pub uuid: Vec<u8>,
+    pub luid: u64,
+    pub version: u32,
+}
+
+pub fn regions_payload(rs: &[u64]) -> Vec<u8> {
+    rs.iter().flat_map(|r| r.to_ne_bytes()).collect()
+}
+
+impl Kernel {
+    pub fn new(uuid: &str, luid: u64) -> Kernel {
+        Kernel { uuid: uuid.as_bytes().to_vec(), luid, version: 3 }
+    }
+
+    pub fn req(&self, d: &mut Daemon, t: u32, payload: &[u8]) -> Reply {
+        let seq = d.next_seq();
+        d.request(RequestSpec { luid: self.luid, uuid: &self.uuid, version: self.version, seq, request_type: t, payload })
+    }
+
+    /// The CTR of `userspace_ctr()`: no trailing NUL.
+    pub fn ctr(&self, d: &mut Daemon, args: &str) -> Reply {
+        self.req(d, CTR, args.as_bytes())
+    }
+
+    /// The reconnect CTR after -ESRCH: strlen + 1, no reply buffer.
+    pub fn ctr_reconnect(&self, d: &mut Daemon, args: &str) -> Reply {
+        let mut p = args.as_bytes().to_vec();
+        p.push(0);
+        self.req(d, CTR, &p)
+    }
+
+    pub fn ok(&self, d: &mut Daemon, t: u32, payload: &[u8]) -> Reply {
+        let r = self.req(d, t, payload);
+        assert_eq!(r.error, 0, "request {t} failed");
+        r
+    }
+
+    pub fn mark(&self, d: &mut Daemon, rs: &[u64]) -> Reply {
+        self.req(d, MARK_REGION, &regions_payload(rs))
+    }
+
+    pub fn clear(&self, d: &mut Daemon, rs: &[u64]) -> Reply {
+        self.req(d, CLEAR_REGION, &regions_payload(rs))
+    }
+
+    pub fn flush(&self, d: &mut Daemon, rs: &[u64]) -> Reply {
+        self.req(d, FLUSH, &regions_payload(rs))
+    }
+
+    pub fn u64_of(&self, d: &mut Daemon, t: u32, payload: &[u8]) -> u64 {
+        let r = self.ok(d, t, payload);
+        r.u64_at(0).expect("u64 reply")
+    }
+
+    pub fn is_clean(&self, d: &mut Daemon, r: u64) -> bool {
+        self.u64_of(d, IS_CLEAN, &r.to_ne_bytes()) == 1
+    }
+
+    pub fn in_sync(&self, d: &mut Daemon, r: u64) -> bool {
+        self.u64_of(d, IN_SYNC, &r.to_ne_bytes()) == 1
+    }
+
+    pub fn sync_count(&self, d: &mut Daemon) -> u64 {
+        self.u64_of(d, GET_SYNC_COUNT, &[])
+    }
+
+    pub fn resync_work(&self, d: &mut Daemon) -> Option<u64> {
+        let r = self.ok(d, GET_RESYNC_WORK, &[]);
+        (r.u64_at(0) == Some(1)).then(|| r.u64_at(1).unwrap())
+    }
+
+    pub fn set_sync(&self, d: &mut Daemon, region: u64, in_sync: bool) -> Reply {
+        let mut p = region.to_ne_bytes().to_vec();
+        p.extend_from_slice(&i64::from(in_sync).to_ne_bytes());
+        self.req(d, SET_REGION_SYNC, &p)
+    }
+
+    pub fn status(&self, d: &mut Daemon, t: u32) -> String {
+        let r = self.ok(d, t, &[]);
+        let end = r.payload.iter().position(|&b| b == 0).unwrap_or(r.payload.len());
+        String::from_utf8(r.payload[..end].to_vec()).unwrap()
+    }
+}
+
+/// The clean bitmap of a log file as plain reads see it (1 = clean).
+pub fn disk_clean_bit(path: &Path, region: u64) -> bool {
+    let data = std::fs::read(path).unwrap();
+    data[1024 + (region / 8) as usize] & (1 << (region % 8)) != 0
+}

@@ -1,0 +1,206 @@
+//! The real binary on a socketpair, driven through whole mirror life
+//! cycles with kernel-shaped datagrams.
+
+mod common;
+use common::*;
+use dmulogd::wire::RequestSpec;
+
+const LEN: u64 = 64 * 1024; // sectors: 64 regions of 1024
+const REGIONS: u64 = 64;
+
+fn disk_args(path: &std::path::Path, sync: &str) -> String {
+    format!("{LEN} disk {} 1024 {sync}", path.display()).trim_end().to_owned()
+}
+
+#[test]
+fn whole_mirror_life_cycle_with_table_swap() {
+    let dir = TempDir::new("life");
+    let file = dir.log_file("log", 1024 + 4096);
+    let mut d = Daemon::spawn(&[]);
+    let live = Kernel::new("LVM-mirror-uuid", 0xffff_8880_0000_1000);
+    let args = disk_args(&file, "");
+
+    // CTR of a file-backed log: no device name in the reply.
+    let r = live.ctr(&mut d, &args);
+    assert_eq!((r.error, r.payload.len()), (0, 0));
+    assert_eq!(live.u64_of(&mut d, GET_REGION_SIZE, &[]), 1024);
+    assert_eq!(live.sync_count(&mut d), 0);
+    // A resent CTR with the same arguments keeps the log; others: -EEXIST.
+    assert_eq!(live.ctr(&mut d, &args).error, 0);
+    assert_eq!(live.ctr(&mut d, &disk_args(&file, "nosync")).error, EEXIST);
+    live.ok(&mut d, RESUME, &[]);
+    // A fresh file has no header: a new log, every region out of sync.
+    assert_eq!(live.sync_count(&mut d), 0);
+    assert!(!live.in_sync(&mut d, 5));
+    assert!(!live.is_clean(&mut d, 5), "new log: regions dirty");
+
+    // Resync everything.
+    while let Some(r) = live.resync_work(&mut d) {
+        assert_eq!(live.set_sync(&mut d, r, true).error, 0);
+        assert_eq!(live.clear(&mut d, &[r]).error, 0);
+    }
+    assert_eq!(live.flush(&mut d, &[]).error, 0);
+    assert_eq!(live.sync_count(&mut d), REGIONS);
+    assert!(disk_clean_bit(&file, 0));
+
+    // A write: mark + flush must be on disk when FLUSH is answered.
+    assert_eq!(live.mark(&mut d, &[3, 40]).error, 0);
+    assert_eq!(live.flush(&mut d, &[]).error, 0);
+    assert!(!disk_clean_bit(&file, 3) && !disk_clean_bit(&file, 40));
+    assert!(!live.is_clean(&mut d, 3));
+    // Integrated flush (v3): the payload is marked, then flushed.
+    assert_eq!(live.flush(&mut d, &[7]).error, 0);
+    assert!(!disk_clean_bit(&file, 7));
+    assert_eq!(live.clear(&mut d, &[3, 40, 7]).error, 0);
+    assert_eq!(live.flush(&mut d, &[]).error, 0);
+    assert!(live.is_clean(&mut d, 3));
+    assert_eq!(live.status(&mut d, STATUS_INFO), format!("3 disk {} A", file.display()));
+
+    // Suspend with one region left dirty; then the reload: same uuid, new luid.
+    assert_eq!(live.mark(&mut d, &[9]).error, 0);
+    assert_eq!(live.flush(&mut d, &[]).error, 0);
+    live.ok(&mut d, PRESUSPEND, &[]);
+    live.ok(&mut d, POSTSUSPEND, &[]);
+    let next = Kernel::new("LVM-mirror-uuid", 0xffff_8880_0000_2000);
+    assert_eq!(next.ctr(&mut d, &args).error, 0);
+    // The two logs never mix: the new one is not resumed yet.
+    assert_eq!(next.mark(&mut d, &[1]).error, EINVAL, "disk log not resumed");
+    next.ok(&mut d, RESUME, &[]);
+    // The swap kept the on-disk state: only region 9 is out of sync.
+    assert_eq!(next.sync_count(&mut d), REGIONS - 1);
+    assert!(!next.in_sync(&mut d, 9));
+    assert_eq!(next.resync_work(&mut d), Some(9));
+    live.ok(&mut d, DTR, &[]);
+    // The old luid is gone; the new log lives on.
+    assert_eq!(live.req(&mut d, GET_SYNC_COUNT, &[]).error, ESRCH);
+    assert_eq!(next.set_sync(&mut d, 9, true).error, 0);
+    assert_eq!(next.sync_count(&mut d), REGIONS);
+    next.ok(&mut d, PRESUSPEND, &[]);
+    next.ok(&mut d, POSTSUSPEND, &[]);
+    next.ok(&mut d, DTR, &[]);
+    assert!(d.close().success());
+}
+
+#[test]
+fn restart_after_kill9_keeps_every_acknowledged_mark() {
+    let dir = TempDir::new("restart");
+    let file = dir.log_file("log", 1024 + 4096);
+    let args = disk_args(&file, "nosync");
+    let k = Kernel::new("LVM-restart", 0xffff_8880_dead_0000);
+    let mut d = Daemon::spawn(&[]);
+    assert_eq!(k.ctr(&mut d, &args).error, 0);
+    k.ok(&mut d, RESUME, &[]);
+    assert_eq!(k.sync_count(&mut d), REGIONS);
+    // A workload: marks acknowledged by FLUSH, some cleared again, and
+    // some marks never flushed.
+    let mut acked = Vec::new();
+    for i in 0..20u64 {
+        let r = (i * 13) % REGIONS;
+        assert_eq!(k.mark(&mut d, &[r]).error, 0);
+        assert_eq!(k.flush(&mut d, &[]).error, 0);
+        if i % 3 == 0 {
+            assert_eq!(k.clear(&mut d, &[r]).error, 0);
+        } else {
+            acked.push(r);
+        }
+    }
+    acked.retain(|r| !(0..20u64).filter(|i| i % 3 == 0).any(|i| (i * 13) % REGIONS == *r));
+    assert_eq!(k.mark(&mut d, &[63]).error, 0); // not flushed: no promise
+    d.kill9();
+
+    let mut d = Daemon::spawn(&[]);
+    // The new process knows nothing: the kernel gets -ESRCH ...
+    assert_eq!(k.req(&mut d, IN_SYNC, &5u64.to_ne_bytes()).error, ESRCH);
+    // ... and sends the reconnect CTR (NUL-terminated, no reply buffer)
+    // and RESUME. Without `nosync` the on-disk bitmap is used.
+    let r = k.ctr_reconnect(&mut d, &disk_args(&file, ""));
+    assert_eq!((r.error, r.payload.len()), (0, 0));
+    k.ok(&mut d, RESUME, &[]);
+    for &r in &acked {
+        assert!(!k.in_sync(&mut d, r), "acknowledged mark of region {r} lost");
+    }
+    assert!(!acked.is_empty());
+    let out_of_sync = REGIONS - k.sync_count(&mut d);
+    assert!(out_of_sync >= acked.len() as u64);
+    // Everything comes back after resync.
+    while let Some(r) = k.resync_work(&mut d) {
+        k.set_sync(&mut d, r, true);
+    }
+    assert_eq!(k.sync_count(&mut d), REGIONS);
+}
+
+#[test]
+fn log_device_must_be_block_device_or_file() {
+    // A character device is refused. (Block devices, and the MAJ:MIN in
+    // the CTR reply, need device-mapper: tests/vm covers them.)
+    let mut d = Daemon::spawn(&[]);
+    let k = Kernel::new("c", 1);
+    let r = k.ctr(&mut d, "1024 disk /dev/null 8");
+    assert_eq!((r.error, r.payload.len()), (EINVAL, 0));
+}
+
+#[test]
+fn bad_requests_get_error_replies_and_change_nothing() {
+    let mut d = Daemon::spawn(&[]);
+    let k = Kernel::new("bad", 7);
+    assert_eq!(k.ctr(&mut d, "8192 core 1024 nosync").error, 0);
+    k.ok(&mut d, RESUME, &[]);
+    // Unknown type, out-of-range regions, ragged arrays, wrong sizes.
+    assert_eq!(k.req(&mut d, 99, &[]).error, EINVAL);
+    assert_eq!(k.req(&mut d, 0, &[]).error, EINVAL);
+    assert_eq!(k.mark(&mut d, &[1, 8]).error, EINVAL);
+    assert!(k.is_clean(&mut d, 1), "rejected MARK changed nothing");
+    assert_eq!(k.req(&mut d, MARK_REGION, &[0; 12]).error, EINVAL);
+    assert_eq!(k.req(&mut d, IS_CLEAN, &[0; 4]).error, EINVAL);
+    assert_eq!(k.req(&mut d, IN_SYNC, &8u64.to_ne_bytes()).error, EINVAL);
+    assert_eq!(k.flush(&mut d, &[2, 9]).error, EINVAL);
+    assert!(k.is_clean(&mut d, 2), "rejected integrated FLUSH changed nothing");
+    assert_eq!(k.req(&mut d, SET_REGION_SYNC, &[0; 8]).error, EINVAL);
+    // Unknown log.
+    assert_eq!(Kernel::new("bad", 8).req(&mut d, GET_SYNC_COUNT, &[]).error, ESRCH);
+    // A payload larger than the kernel can send.
+    let big = vec![0u8; 400];
+    assert_eq!(k.req(&mut d, CLEAR_REGION, &big).error, EINVAL);
+    // A version the protocol never had.
+    let seq = d.next_seq();
+    let r = d.request(RequestSpec { luid: 7, uuid: b"bad", version: 9, seq, request_type: GET_SYNC_COUNT, payload: &[] });
+    assert_eq!(r.error, EINVAL);
+    // Malformed datagrams are dropped: no reply, and the daemon still serves.
+    let mut bad = RequestSpec { luid: 7, uuid: b"bad", version: 3, seq: 1, request_type: MARK_REGION, payload: &[0; 8] }
+        .encode();
+    bad[16] = 9; // connector idx
+    d.send_raw(&bad);
+    d.send_raw(&[1, 2, 3]);
+    assert!(!d.reply_pending(200), "malformed datagrams get no reply");
+    assert!(k.is_clean(&mut d, 0));
+    assert_eq!(k.sync_count(&mut d), 8);
+    assert_eq!(k.status(&mut d, STATUS_INFO), "1 core");
+    assert_eq!(k.status(&mut d, STATUS_TABLE), "core 2 1024 nosync ");
+}
+
+#[test]
+fn clustered_types_need_the_option() {
+    let mut d = Daemon::spawn(&[]);
+    let k = Kernel::new("cl", 1);
+    assert_eq!(k.ctr(&mut d, "8192 clustered-core 1024").error, EINVAL);
+    drop(d);
+    let mut d = Daemon::spawn(&["--allow-clustered"]);
+    assert_eq!(k.ctr(&mut d, "8192 clustered-core 1024").error, 0);
+    assert_eq!(k.status(&mut d, STATUS_INFO), "1 clustered-core");
+}
+
+#[test]
+fn sigterm_with_live_logs_keeps_serving_and_without_exits() {
+    let mut d = Daemon::spawn(&[]);
+    let k = Kernel::new("t", 1);
+    assert_eq!(k.ctr(&mut d, "8192 core 1024").error, 0);
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(d.pid(), libc::SIGTERM) };
+    // Still serving after the signal (the request is answered).
+    assert_eq!(k.sync_count(&mut d), 0);
+    k.ok(&mut d, DTR, &[]);
+    // SAFETY: as above.
+    unsafe { libc::kill(d.pid(), libc::SIGTERM) };
+    let status = wait_timeout(&mut d.child, std::time::Duration::from_secs(20)).expect("exits");
+    assert!(status.success());
+}
