@@ -254,6 +254,12 @@ impl Bitmap {
         }
     }
 
+    /// True when `addr` lies in this bitmap's file mapping.
+    pub fn maps_addr(&self, addr: usize) -> bool {
+        let start = self.map.as_ptr() as usize;
+        self.file_backed && addr >= start && addr < start + self.map.len()
+    }
+
     pub fn has_touched(&self) -> bool {
         !self.touched.is_empty()
     }

@@ -12,6 +12,7 @@ pub mod daemon;
 pub mod device;
 pub mod disk;
 pub mod error;
+pub mod fault;
 pub mod inspect;
 pub mod log;
 pub mod netlink;

@@ -359,6 +359,9 @@ impl Log {
     /// Replaces the mapped bitmap with anonymous memory holding the same
     /// bits (all dirty if they could not be read).
     fn detach(&mut self) {
+        if self.detached {
+            return;
+        }
         if let Ok(mut mem) = Bitmap::anon(self.region_count()) {
             if self.loaded {
                 mem.copy_from(&self.clean);
@@ -366,6 +369,20 @@ impl Log {
             self.clean = mem;
             self.detached = true;
         }
+    }
+
+    /// Called after a SIGBUS at `addr` was survived (see [`crate::fault`]):
+    /// if the address is in this log's mapping, the device is gone or
+    /// unreadable — keep the bits (zeroed pages read as dirty) in memory and
+    /// fail the log. True when the fault was this log's.
+    pub fn on_fault(&mut self, addr: usize) -> bool {
+        if !self.clean.maps_addr(addr) {
+            return false;
+        }
+        warn!("{}: log device vanished under its mapping (SIGBUS); log failed, regions kept in memory", self.dev_name());
+        self.health = Health::Failed;
+        self.detach();
+        true
     }
 
     /// POSTSUSPEND: make everything durable, clears included.

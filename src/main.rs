@@ -8,7 +8,7 @@ use dmulogd::pidfile::PidFile;
 use dmulogd::registry::Registry;
 use dmulogd::server::Server;
 use dmulogd::transport::{self, FdTransport};
-use dmulogd::{daemon, inspect, signals};
+use dmulogd::{daemon, fault, inspect, signals};
 use log::{error, info, warn};
 use std::io::Write;
 use std::process::ExitCode;
@@ -34,6 +34,7 @@ fn preflight() {
     if !std::path::Path::new("/sys/module/dm_log_userspace").exists() {
         let loaded = std::process::Command::new("modprobe")
             .arg("dm-log-userspace")
+            .stderr(std::process::Stdio::null())
             .status()
             .map(|s| s.success())
             .unwrap_or(false);
@@ -94,6 +95,7 @@ fn serve(o: ServeOpts) -> Result<(), String> {
         p.write_pid(std::process::id()).map_err(|e| format!("writing pidfile: {e}"))?;
     }
     let mask = signals::install().map_err(|e| format!("signals: {e}"))?;
+    fault::install().map_err(|e| format!("SIGBUS handler: {e}"))?;
     info!("serving dm-log-userspace requests (version {})", env!("CARGO_PKG_VERSION"));
     let r = match &mut t {
         T::Netlink(s) => server.run(s, &mask),

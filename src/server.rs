@@ -112,7 +112,12 @@ impl Server {
             }
         };
         self.stats.requests += 1;
-        let (error, len) = match self.dispatch(&req, &mut out[HEADERS_LEN..]) {
+        let faults = crate::fault::count();
+        let mut result = self.dispatch(&req, &mut out[HEADERS_LEN..]);
+        if crate::fault::count() != faults {
+            result = Err(self.survive_fault());
+        }
+        let (error, len) = match result {
             Ok(len) => (0, len),
             Err(e) => {
                 self.stats.errors += 1;
@@ -218,6 +223,16 @@ impl Server {
                 }
             }
         }
+    }
+
+    /// A log device vanished mid-request: fail its log (which keeps its
+    /// bits in memory) and answer -EIO.
+    fn survive_fault(&mut self) -> Error {
+        let addr = crate::fault::last_addr();
+        if !self.registry.iter_mut().any(|l| l.on_fault(addr)) {
+            warn!("survived SIGBUS at {addr:#x} outside any log mapping");
+        }
+        Error::io("access", "log device", io::Error::from_raw_os_error(libc::EIO))
     }
 
     /// Makes every log durable; logs failures.
