@@ -18,7 +18,7 @@ use crate::bitmap::{bitmap_bytes, Bitmap};
 use crate::device::{self, LogDevice};
 use crate::disk::{self, Header, BITMAP_OFFSET};
 use crate::error::Error;
-use log::{info, warn};
+use log::warn;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -182,6 +182,10 @@ pub struct Log {
     touched_dirtied: bool,
     touched_cleaned: bool,
     health: Health,
+    /// Built by the kernel's reconnect CTR (after -ESRCH): the mirror is
+    /// live and its state is on the log device, whatever sync word the
+    /// table carries.
+    reconnect: bool,
 }
 
 fn check_region(r: u64, count: u64) -> Result<u64, Error> {
@@ -196,7 +200,14 @@ impl Log {
     /// CTR: builds the log. A disk log's device is opened, size-checked and
     /// mapped here, but its contents are read only at RESUME: the inactive
     /// table's log may share the device with the live one.
-    pub fn create(uuid: &[u8], luid: u64, args: LogArgs, opts: &Options) -> Result<Log, Error> {
+    ///
+    /// `reconnect` is set for the CTR the kernel sends after -ESRCH (a
+    /// daemon restart). That RESUME continues a running mirror rather than
+    /// activating one, so it loads the on-disk bitmap even under `sync` or
+    /// `nosync`: with `nosync`, starting a new (all clean) log would forget
+    /// regions the kernel still holds marked dirty and will not mark again,
+    /// and a power cut would then leave them unsynced.
+    pub fn create(uuid: &[u8], luid: u64, args: LogArgs, opts: &Options, reconnect: bool) -> Result<Log, Error> {
         let n = args.region_count;
         let nomem = |e: std::io::Error| Error::io("allocate bitmap for", "log", e);
         let (clean, dev) = match &args.device {
@@ -243,6 +254,7 @@ impl Log {
             touched_dirtied: false,
             touched_cleaned: false,
             health: Health::Alive,
+            reconnect,
             args,
         })
     }
@@ -296,7 +308,7 @@ impl Log {
         let on_disk = if self.detached { None } else { self.read_header() };
         let nr = match on_disk {
             None => 0,
-            Some(_) if self.args.sync != SyncMode::Default => 0,
+            Some(_) if self.args.sync != SyncMode::Default && !self.reconnect => 0,
             Some(h) => match h.validate() {
                 Ok(Some(nr)) => nr,
                 Ok(None) => 0,
@@ -324,7 +336,7 @@ impl Log {
             return Err(Error::io("write header of", &self.dev_name(), e));
         }
         if let Err(e) = self.clean.lock_resident() {
-            info!("{}: cannot lock the bitmap in memory ({e}); continuing", self.dev_name());
+            log::debug!("{}: cannot lock the bitmap in memory ({e}); continuing", self.dev_name());
         }
         self.touched_dirtied = false;
         self.touched_cleaned = false;
@@ -650,7 +662,7 @@ mod tests {
     }
 
     fn core(s: &str) -> Log {
-        Log::create(b"u", 1, args(s).unwrap(), &opts()).unwrap()
+        Log::create(b"u", 1, args(s).unwrap(), &opts(), false).unwrap()
     }
 
     #[test]

@@ -63,7 +63,9 @@ impl Registry {
         if need > left {
             return Err(Error::NoMemory { needed: need, left });
         }
-        let log = Log::create(uuid, luid, args, &self.opts)?;
+        // Only the kernel's reconnect CTR sends the string's NUL.
+        let reconnect = ctr.last() == Some(&0);
+        let log = Log::create(uuid, luid, args, &self.opts, reconnect)?;
         let devno = log.device_number();
         self.logs.entry(luid).or_default().push(log);
         self.count += 1;

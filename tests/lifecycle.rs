@@ -130,6 +130,36 @@ fn restart_after_kill9_keeps_every_acknowledged_mark() {
 }
 
 #[test]
+fn reconnect_of_a_nosync_log_keeps_its_dirty_regions() {
+    let dir = TempDir::new("renosync");
+    let file = dir.log_file("log", 1024 + 4096);
+    let args = disk_args(&file, "nosync");
+    let k = Kernel::new("LVM-renosync", 0xffff_8880_beef_0000);
+    let mut d = Daemon::spawn(&[]);
+    assert_eq!(k.ctr(&mut d, &args).error, 0);
+    k.ok(&mut d, RESUME, &[]);
+    assert_eq!(k.mark(&mut d, &[5, 6]).error, 0);
+    assert_eq!(k.flush(&mut d, &[]).error, 0);
+    d.kill9();
+    let mut d = Daemon::spawn(&[]);
+    // The kernel resends the table's own words, nosync included. A new
+    // all-clean log here would forget 5 and 6, which the kernel still holds
+    // marked and will not mark again.
+    assert_eq!(k.ctr_reconnect(&mut d, &args).error, 0);
+    k.ok(&mut d, RESUME, &[]);
+    assert!(!k.is_clean(&mut d, 5) && !k.is_clean(&mut d, 6));
+    assert!(!k.in_sync(&mut d, 5));
+    assert_eq!(k.sync_count(&mut d), REGIONS - 2);
+    assert!(!disk_clean_bit(&file, 5));
+    // A fresh activation with nosync (no trailing NUL) starts a new log.
+    let fresh = Kernel::new("LVM-renosync", 0xffff_8880_beef_1000);
+    k.ok(&mut d, POSTSUSPEND, &[]);
+    assert_eq!(fresh.ctr(&mut d, &args).error, 0);
+    fresh.ok(&mut d, RESUME, &[]);
+    assert_eq!(fresh.sync_count(&mut d), REGIONS);
+}
+
+#[test]
 fn log_device_must_be_block_device_or_file() {
     // A character device is refused. (Block devices, and the MAJ:MIN in
     // the CTR reply, need device-mapper: tests/vm covers them.)
