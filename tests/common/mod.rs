@@ -1,6 +1,6 @@
 //! Test support: the real `dmulogd` binary on a socketpair, driven with the
 //! exact datagrams the kernel sends, and a kernel-shaped client for one log.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 
 use dmulogd::wire::{Reply, RequestSpec};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
