@@ -24,7 +24,7 @@ build:
 # binary that `file` does not call statically linked.
 STATIC_FLAGS := -C relocation-model=static
 static:
-	@set -e; mkdir -p target/static; \
+	@set -e; mkdir -p target/static; rm -f $(STATIC); \
 	if ! rustup target list --installed 2>/dev/null | grep -qx $(MUSL); then \
 	  rustup target add $(MUSL) >/dev/null 2>&1 || true; fi; \
 	if rustup target list --installed 2>/dev/null | grep -qx $(MUSL); then \

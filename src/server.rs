@@ -128,7 +128,19 @@ impl Server {
                     let name = req.request_type().map_or("?", RequestType::name);
                     log!(level, "{name} (type {}) for {}/{:#x}: {e}", req.raw_type(), String::from_utf8_lossy(req.uuid()), req.luid());
                 }
-                (e.errno(), 0)
+                // dm_consult_userspace() stores an error reply's data_size
+                // into the caller's rdata_size, and after -ESRCH the kernel
+                // reconnects and retries with that same, now zero, size: the
+                // real answer then fails with -ENOSPC (an IN_SYNC read as
+                // "not in sync" sends a write to one leg only). So -ESRCH
+                // carries zeros of the request's reply size, which keeps the
+                // kernel's buffer size intact for the retry.
+                let keep = match (&e, req.request_type()) {
+                    (Error::UnknownLog, Some(t)) => t.reply_buffer(),
+                    _ => 0,
+                };
+                out[HEADERS_LEN..HEADERS_LEN + keep].fill(0);
+                (e.errno(), keep)
             }
         };
         Some(req.encode_reply(out, port, error, len))

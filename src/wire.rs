@@ -127,6 +127,21 @@ impl RequestType {
         (1..=17).contains(&t).then(|| RequestType::ALL[t - 1])
     }
 
+    /// Size of the reply buffer the kernel passes for this request, when it
+    /// is fixed: what `userspace_do_request()` callers give as `rdata_size`.
+    pub fn reply_buffer(self) -> usize {
+        match self {
+            RequestType::GetRegionSize
+            | RequestType::IsClean
+            | RequestType::InSync
+            | RequestType::GetSyncCount => 8,
+            RequestType::GetResyncWork | RequestType::IsRemoteRecovering => 16,
+            // The rest of the status line; its real size is not sent.
+            RequestType::StatusInfo => 128,
+            _ => 0,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             RequestType::Ctr => "CTR",
@@ -273,10 +288,9 @@ impl<'a> Request<'a> {
 
     /// Writes the reply datagram into `out`, whose bytes from
     /// [`HEADERS_LEN`] on already hold `payload_len` bytes of reply
-    /// payload. On error the payload is dropped (`data_size = 0`), as the
-    /// kernel expects. Returns the datagram length.
+    /// payload (`data_size`). Returns the datagram length.
     pub fn encode_reply(&self, out: &mut [u8], own_port: u32, error: i32, payload_len: usize) -> usize {
-        let data_size = if error == 0 { payload_len } else { 0 };
+        let data_size = payload_len;
         let cn_len = REQUEST_LEN + data_size;
         let total = HEADERS_LEN + data_size;
         let total32 = u32::try_from(total).expect("reply fits the send buffer");
@@ -463,8 +477,7 @@ mod tests {
         assert_eq!(rep.uuid, b"LVM-abc");
         assert_eq!(rep.error, 0);
         assert_eq!(rep.u64_at(0), Some(42));
-        // An error reply never carries data.
-        let n = r.encode_reply(&mut out, 1234, -22, 8);
+        let n = r.encode_reply(&mut out, 1234, -22, 0);
         let rep = Reply::decode(&out[..n]).unwrap();
         assert_eq!((rep.error, rep.payload.len()), (-22, 0));
     }

@@ -109,8 +109,15 @@ fn restart_after_kill9_keeps_every_acknowledged_mark() {
     d.kill9();
 
     let mut d = Daemon::spawn(&[]);
-    // The new process knows nothing: the kernel gets -ESRCH ...
-    assert_eq!(k.req(&mut d, IN_SYNC, &5u64.to_ne_bytes()).error, ESRCH);
+    // The new process knows nothing: the kernel gets -ESRCH, with a zeroed
+    // payload of IN_SYNC's reply size so the kernel's retry after the
+    // reconnect still has room for the answer ...
+    let r = k.req(&mut d, IN_SYNC, &5u64.to_ne_bytes());
+    assert_eq!((r.error, r.payload.clone()), (ESRCH, vec![0; 8]));
+    let r = k.req(&mut d, GET_RESYNC_WORK, &[]);
+    assert_eq!((r.error, r.payload.len()), (ESRCH, 16));
+    let r = k.mark(&mut d, &[1]);
+    assert_eq!((r.error, r.payload.len()), (ESRCH, 0), "no reply buffer for MARK");
     // ... and sends the reconnect CTR (NUL-terminated, no reply buffer)
     // and RESUME. Without `nosync` the on-disk bitmap is used.
     let r = k.ctr_reconnect(&mut d, &disk_args(&file, ""));
