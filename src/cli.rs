@@ -19,7 +19,8 @@ Options:
       --allow-clustered      serve clustered-core/clustered-disk logs as
                              single-node logs (only when no other node uses them)
       --max-memory MIB       bitmap memory all logs may use [default: 1024]
-      --run-dir DIR          private device nodes go here [default: /run/dmulogd]
+      --run-dir DIR          state kept across daemon restarts, private device
+                             nodes [default: /run/dmulogd; keep it on tmpfs]
   -v, --verbose              more logging (-vv: every request); RUST_LOG overrides
   -q, --quiet                warnings and errors only
   -h, --help                 this text

@@ -20,6 +20,7 @@ pub mod pidfile;
 pub mod registry;
 pub mod server;
 pub mod signals;
+pub mod state;
 pub mod sys;
 pub mod transport;
 pub mod wire;

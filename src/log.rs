@@ -18,6 +18,7 @@ use crate::bitmap::{bitmap_bytes, Bitmap};
 use crate::device::{self, LogDevice};
 use crate::disk::{self, Header, BITMAP_OFFSET};
 use crate::error::Error;
+use crate::state;
 use log::warn;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -51,11 +52,14 @@ pub struct Options {
     pub allow_clustered: bool,
     /// Where private device nodes are made when no /dev node exists.
     pub run_dir: PathBuf,
+    /// Where sync state survives a daemon restart ([`crate::state`]);
+    /// None keeps it in anonymous memory only.
+    pub state_dir: Option<PathBuf>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { allow_clustered: false, run_dir: PathBuf::from("/run/dmulogd") }
+        Options { allow_clustered: false, run_dir: PathBuf::from("/run/dmulogd"), state_dir: None }
     }
 }
 
@@ -186,6 +190,9 @@ pub struct Log {
     /// live and its state is on the log device, whatever sync word the
     /// table carries.
     reconnect: bool,
+    /// The sync bitmap came back from the previous daemon's state file: the
+    /// first RESUME keeps it instead of rebuilding it from the clean bits.
+    sync_restored: bool,
 }
 
 fn check_region(r: u64, count: u64) -> Result<u64, Error> {
@@ -210,10 +217,22 @@ impl Log {
     pub fn create(uuid: &[u8], luid: u64, args: LogArgs, opts: &Options, reconnect: bool) -> Result<Log, Error> {
         let n = args.region_count;
         let nomem = |e: std::io::Error| Error::io("allocate bitmap for", "log", e);
+        // A bitmap in the state directory when there is one, else memory.
+        let stored = |kind: state::Kind| -> Option<state::Stored> {
+            let dir = opts.state_dir.as_deref()?;
+            state::open(dir, uuid, luid, kind, n, reconnect)
+                .map_err(|e| warn!("state file in {}: {e}; keeping this log's state in memory only", dir.display()))
+                .ok()
+        };
         let (clean, dev) = match &args.device {
             None => {
-                let mut c = Bitmap::anon(n).map_err(nomem)?;
-                c.put_range(0, n, true);
+                let (mut c, restored) = match stored(state::Kind::Clean) {
+                    Some(st) => (st.bitmap, st.restored),
+                    None => (Bitmap::anon(n).map_err(nomem)?, false),
+                };
+                if !restored {
+                    c.put_range(0, n, true);
+                }
                 (c, None)
             }
             Some(name) => {
@@ -230,13 +249,25 @@ impl Log {
                 (map, Some(dev))
             }
         };
-        let mut sync = Bitmap::anon(n).map_err(nomem)?;
-        let sync_count = if args.sync == SyncMode::NoSync {
+        let (mut sync, sync_restored) = match stored(state::Kind::Sync) {
+            Some(st) => (st.bitmap, st.restored),
+            None => (Bitmap::anon(n).map_err(nomem)?, false),
+        };
+        let sync_count = if sync_restored {
+            sync.count_ones()
+        } else if args.sync == SyncMode::NoSync {
             sync.put_range(0, n, true);
             n
         } else {
+            sync.put_range(0, n, false);
             0
         };
+        if sync_restored {
+            log::info!(
+                "log {}/{luid:#x}: sync state restored from the previous daemon ({sync_count}/{n} in sync)",
+                String::from_utf8_lossy(uuid)
+            );
+        }
         Ok(Log {
             uuid: uuid.into(),
             luid,
@@ -255,6 +286,7 @@ impl Log {
             touched_cleaned: false,
             health: Health::Alive,
             reconnect,
+            sync_restored,
             args,
         })
     }
@@ -323,7 +355,9 @@ impl Log {
             self.clean.put_range(nr, n, self.args.sync == SyncMode::NoSync);
         }
         self.clean.clear_padding();
-        self.sync.copy_from(&self.clean);
+        if !std::mem::take(&mut self.sync_restored) {
+            self.sync.copy_from(&self.clean);
+        }
         self.sync_count = self.sync.count_ones();
         self.loaded = true;
         self.resumed = true;

@@ -62,7 +62,11 @@ fn serve(o: ServeOpts) -> Result<(), String> {
         Some(p) => Some(PidFile::lock(p).map_err(|e| format!("pidfile {}: {e}", p.display()))?),
         None => None,
     };
-    let opts = Options { allow_clustered: o.allow_clustered, run_dir: o.run_dir.clone() };
+    let opts = Options {
+        allow_clustered: o.allow_clustered,
+        run_dir: o.run_dir.clone(),
+        state_dir: Some(o.run_dir.join("state")),
+    };
     let mut server = Server::new(Registry::new(opts, o.max_memory_mib.saturating_mul(1 << 20)));
     // Bind before detaching: when `--daemon` returns 0, the kernel can
     // already reach us and mirrors can be activated at once.

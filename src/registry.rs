@@ -84,6 +84,9 @@ impl Registry {
         }
         self.count -= 1;
         self.memory_used -= log.args.memory_bytes();
+        if let Some(dir) = &self.opts.state_dir {
+            crate::state::remove(dir, uuid, luid);
+        }
         Ok(())
     }
 

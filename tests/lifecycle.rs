@@ -123,8 +123,12 @@ fn restart_after_kill9_keeps_every_acknowledged_mark() {
     let r = k.ctr_reconnect(&mut d, &disk_args(&file, ""));
     assert_eq!((r.error, r.payload.len()), (0, 0));
     k.ok(&mut d, RESUME, &[]);
+    // Without the previous daemon's state (its run directory is gone) the
+    // sync state is rebuilt from the device: every acknowledged mark is
+    // there, so its region is dirty and out of sync.
     for &r in &acked {
-        assert!(!k.in_sync(&mut d, r), "acknowledged mark of region {r} lost");
+        assert!(!k.is_clean(&mut d, r), "acknowledged mark of region {r} lost");
+        assert!(!k.in_sync(&mut d, r), "region {r} with a lost state must be resynced");
     }
     assert!(!acked.is_empty());
     let out_of_sync = REGIONS - k.sync_count(&mut d);
@@ -164,6 +168,48 @@ fn reconnect_of_a_nosync_log_keeps_its_dirty_regions() {
     assert_eq!(fresh.ctr(&mut d, &args).error, 0);
     fresh.ok(&mut d, RESUME, &[]);
     assert_eq!(fresh.sync_count(&mut d), REGIONS);
+}
+
+#[test]
+fn restart_with_run_dir_restores_the_sync_state_the_kernel_relies_on() {
+    let dir = TempDir::new("restore");
+    let run = TempDir::new("restore-run");
+    let file = dir.log_file("log", 1024 + 4096);
+    let k = Kernel::new("LVM-restore", 0xffff_8880_aaaa_0000);
+    let c = Kernel::new("LVM-restore-core", 0xffff_8880_aaaa_1000);
+    let mut d = Daemon::spawn_in(run.path(), &[]);
+    assert_eq!(k.ctr(&mut d, &disk_args(&file, "")).error, 0);
+    k.ok(&mut d, RESUME, &[]);
+    assert_eq!(c.ctr(&mut d, "65536 core 1024").error, 0);
+    c.ok(&mut d, RESUME, &[]);
+    // Resync both logs except regions 60..64; then writes in flight.
+    for l in [&k, &c] {
+        while let Some(r) = l.resync_work(&mut d) {
+            l.set_sync(&mut d, r, r < 60);
+            l.clear(&mut d, &[r]);
+        }
+        assert_eq!(l.flush(&mut d, &[]).error, 0);
+        assert_eq!(l.mark(&mut d, &[2, 3]).error, 0);
+        assert_eq!(l.flush(&mut d, &[]).error, 0);
+    }
+    d.kill9();
+    let mut d = Daemon::spawn_in(run.path(), &[]);
+    for (l, args) in [(&k, disk_args(&file, "")), (&c, "65536 core 1024".to_owned())] {
+        assert_eq!(l.req(&mut d, IN_SYNC, &2u64.to_ne_bytes()).error, ESRCH);
+        assert_eq!(l.ctr_reconnect(&mut d, &args).error, 0);
+        l.ok(&mut d, RESUME, &[]);
+        // The kernel's view: 2 and 3 are in sync (being written to both
+        // legs), 60..63 are not; nothing else changed.
+        assert_eq!(l.sync_count(&mut d), 60);
+        assert!(l.in_sync(&mut d, 2) && l.in_sync(&mut d, 3));
+        assert!(!l.in_sync(&mut d, 60));
+        // ... and the marks are still there.
+        assert!(!l.is_clean(&mut d, 2) && !l.is_clean(&mut d, 3));
+        assert_eq!(l.resync_work(&mut d), Some(60));
+    }
+    // DTR forgets the state: a reconnect after it starts from scratch.
+    k.ok(&mut d, DTR, &[]);
+    assert_eq!(std::fs::read_dir(run.path().join("state")).unwrap().count(), 2, "only the core log's files remain");
 }
 
 #[test]

@@ -85,6 +85,7 @@ pub struct Daemon {
     pub child: Child,
     sock: OwnedFd,
     seq: u32,
+    _run_dir: Option<TempDir>,
 }
 
 pub fn binary() -> &'static str {
@@ -92,13 +93,26 @@ pub fn binary() -> &'static str {
 }
 
 impl Daemon {
+    /// A daemon with a run directory of its own: a later daemon does not
+    /// find its state files (as after a reboot, or with /run not shared).
     pub fn spawn(extra: &[&str]) -> Daemon {
+        let dir = TempDir::new("run");
+        let mut d = Daemon::spawn_in(dir.path(), extra);
+        d._run_dir = Some(dir);
+        d
+    }
+
+    /// A daemon using `run_dir` (pass the same one to a restarted daemon
+    /// to model /run surviving a daemon restart).
+    pub fn spawn_in(run_dir: &Path, extra: &[&str]) -> Daemon {
         let (ours, theirs) = socketpair();
         set_cloexec(&ours, true);
         set_cloexec(&theirs, false);
         let child = Command::new(binary())
             .arg("--transport-fd")
             .arg(theirs.as_raw_fd().to_string())
+            .arg("--run-dir")
+            .arg(run_dir)
             .args(extra)
             .env("RUST_LOG", std::env::var("DMULOGD_TEST_LOG").unwrap_or_else(|_| "warn".into()))
             .stdin(Stdio::null())
@@ -116,7 +130,7 @@ impl Daemon {
                 std::mem::size_of::<libc::timeval>() as libc::socklen_t,
             )
         };
-        Daemon { child, sock: ours, seq: 1000 }
+        Daemon { child, sock: ours, seq: 1000, _run_dir: None }
     }
 
     pub fn next_seq(&mut self) -> u32 {

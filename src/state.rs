@@ -1,0 +1,136 @@
+//! Log state that must outlive the daemon but not the machine.
+//!
+//! After a daemon restart the kernel reconnects (CTR + RESUME) and carries
+//! on with what it already knows: in particular it caches `in_sync_hint`,
+//! and once it has seen a mirror fully in sync it never asks for resync
+//! work again until the table is resumed for real. A restarted daemon must
+//! therefore answer with the *same* sync state as before, not one rebuilt
+//! from the clean bitmap: calling an in-sync region "not in sync" makes
+//! dm-raid1 write it to one leg only and nobody resyncs it.
+//!
+//! So the sync bitmap of every log (and the clean bitmap of a core log,
+//! which has no device) lives in a file under the run directory — tmpfs
+//! `/run`, which survives a daemon restart and not a reboot, exactly the
+//! lifetime of the kernel's own view. The bitmap is mmap'd, so it is as
+//! fast as anonymous memory and always current, even after kill -9.
+//!
+//! ```text
+//! offset  size  what (native endian: never leaves this machine)
+//!      0     8  magic "dmulogS1"
+//!      8     8  luid
+//!     16     8  region count
+//!     24     4  uuid length
+//!     28   129  uuid
+//!    160     n  bitmap (region i = bit i%8 of byte i/8), n = count rounded up to 64 bits
+//! ```
+
+use crate::bitmap::{bitmap_bytes, Bitmap};
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+const MAGIC: &[u8; 8] = b"dmulogS1";
+const HEADER: usize = 160;
+const UUID_MAX: usize = 129;
+
+/// Which bitmap of a log a file holds.
+#[derive(Clone, Copy)]
+pub enum Kind {
+    Sync,
+    Clean,
+}
+
+/// FNV-1a: a stable, dependency-free name for a uuid of up to 128 bytes
+/// (too long to use as a file name as it is).
+fn fnv1a(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+pub fn path(dir: &Path, uuid: &[u8], luid: u64, kind: Kind) -> PathBuf {
+    let ext = match kind {
+        Kind::Sync => "sync",
+        Kind::Clean => "clean",
+    };
+    dir.join(format!("{luid:016x}-{:016x}.{ext}", fnv1a(uuid)))
+}
+
+fn header(uuid: &[u8], luid: u64, bits: u64) -> [u8; HEADER] {
+    let mut h = [0u8; HEADER];
+    h[0..8].copy_from_slice(MAGIC);
+    h[8..16].copy_from_slice(&luid.to_ne_bytes());
+    h[16..24].copy_from_slice(&bits.to_ne_bytes());
+    let n = uuid.len().min(UUID_MAX);
+    h[24..28].copy_from_slice(&u32::try_from(n).expect("short").to_ne_bytes());
+    h[28..28 + n].copy_from_slice(&uuid[..n]);
+    h
+}
+
+/// A bitmap kept in a state file; `restored` says it came from a previous
+/// daemon's file rather than being created zeroed.
+pub struct Stored {
+    pub bitmap: Bitmap,
+    pub restored: bool,
+}
+
+/// Opens (when `reuse` and a file for exactly this log exists) or creates
+/// the state file and maps its bitmap.
+pub fn open(dir: &Path, uuid: &[u8], luid: u64, kind: Kind, bits: u64, reuse: bool) -> io::Result<Stored> {
+    let p = path(dir, uuid, luid, kind);
+    let want = header(uuid, luid, bits);
+    let bytes = bitmap_bytes(bits).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "too many regions"))?;
+    let len = HEADER as u64 + bytes;
+    if reuse {
+        if let Ok(f) = OpenOptions::new().read(true).write(true).custom_flags(libc::O_CLOEXEC).open(&p) {
+            let mut got = [0u8; HEADER];
+            if f.read_exact_at(&mut got, 0).is_ok() && got == want && f.metadata()?.len() == len {
+                let bitmap = Bitmap::map_file(&f, HEADER, bits)?;
+                return Ok(Stored { bitmap, restored: true });
+            }
+        }
+    }
+    std::fs::create_dir_all(dir)?;
+    let _ = std::fs::remove_file(&p);
+    let f: File = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(&p)?;
+    f.set_len(len)?;
+    f.write_all_at(&want, 0)?;
+    let bitmap = Bitmap::map_file(&f, HEADER, bits)?;
+    Ok(Stored { bitmap, restored: false })
+}
+
+/// Forgets a log's state files (DTR).
+pub fn remove(dir: &Path, uuid: &[u8], luid: u64) {
+    for kind in [Kind::Sync, Kind::Clean] {
+        let _ = std::fs::remove_file(path(dir, uuid, luid, kind));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn survives_a_reopen_and_rejects_a_different_log() {
+        let dir = std::env::temp_dir().join(format!("dmulogd-state-{}", std::process::id()));
+        let mut s = open(&dir, b"uuid-a", 7, Kind::Sync, 100, true).unwrap();
+        assert!(!s.restored);
+        s.bitmap.put(42, true);
+        drop(s);
+        let s = open(&dir, b"uuid-a", 7, Kind::Sync, 100, true).unwrap();
+        assert!(s.restored && s.bitmap.test(42));
+        // Not reused: a fresh CTR, another size, another uuid.
+        assert!(!open(&dir, b"uuid-a", 7, Kind::Sync, 100, false).unwrap().restored);
+        assert!(!open(&dir, b"uuid-a", 7, Kind::Sync, 101, true).unwrap().restored);
+        let s = open(&dir, b"uuid-b", 7, Kind::Sync, 101, true).unwrap();
+        assert!(!s.restored && !s.bitmap.test(42));
+        remove(&dir, b"uuid-b", 7);
+        assert!(!path(&dir, b"uuid-b", 7, Kind::Sync).exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
