@@ -272,7 +272,12 @@ impl Log {
             uuid: uuid.into(),
             luid,
             recovering: Bitmap::anon(n).map_err(nomem)?,
-            loaded: dev.is_none(),
+            // A reconnect log's device holds the live bitmap already (its
+            // page cache is what the previous daemon mapped), and other
+            // kernel contexts may send MARK/CLEAR between this CTR and the
+            // RESUME that follows it: serve them. A fresh disk log's device
+            // may still belong to the live table: not before RESUME.
+            loaded: dev.is_none() || reconnect,
             clean,
             sync,
             dev,
