@@ -3,22 +3,47 @@
 //! The kernel passes the table's argument unchanged: `MAJ:MIN` (what LVM
 //! writes), a block-device path, or — for tests and file-backed setups — a
 //! regular file. In an initramfs without udev there may be no node for
-//! `MAJ:MIN`, so resolution tries, in order: `/dev/block/MAJ:MIN`, the
-//! `DEVNAME` that `/sys/dev/block/MAJ:MIN/uevent` gives under `/dev`, and
-//! finally a private node made with mknod(2) in the daemon's run directory.
+//! `MAJ:MIN`; after an initramfs switch-root, the daemon started there
+//! keeps the emptied initramfs as its root, where neither /dev nor /sys
+//! has anything left. So every name is looked up in two roots: our own, and
+//! PID 1's (the real root) through a /proc descriptor opened at start,
+//! which stays valid when /proc itself is moved. For `MAJ:MIN` the
+//! candidates are `/dev/block/MAJ:MIN` and the `DEVNAME` that
+//! `/sys/dev/block/MAJ:MIN/uevent` gives; failing those, a private node
+//! made with mknod(2) in [`NODE_DIR`] (not under /run, which is `nodev`).
 //! Every candidate is checked to really be that block device.
 
 use crate::error::Error;
+use crate::sys::cvt;
 use std::ffi::CString;
-use std::fs::{File, OpenOptions};
-use std::io::{Seek, SeekFrom};
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// Where private device nodes go when no node exists for `MAJ:MIN`.
+pub const NODE_DIR: &str = "/dev/.dmulogd";
+
+static PROC: OnceLock<OwnedFd> = OnceLock::new();
+
+/// Opens /proc once, so that PID 1's root stays reachable after a
+/// switch-root has moved /proc away from ours. Best effort.
+pub fn remember_proc() {
+    let c = CString::new("/proc").expect("no NUL");
+    // SAFETY: c is a valid C string for the duration of the call.
+    let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+    if fd >= 0 {
+        // SAFETY: fd is a fresh descriptor we own.
+        let _ = PROC.set(unsafe { OwnedFd::from_raw_fd(fd) });
+    }
+}
 
 pub struct LogDevice {
     pub file: File,
-    /// The node or file actually opened.
+    /// The node or file actually opened (as it was reached).
     pub path: PathBuf,
     /// `MAJ:MIN` for a block device, else the path as given.
     pub name: String,
@@ -34,60 +59,99 @@ pub fn parse_devno(s: &str) -> Option<(u32, u32)> {
     (ok(a) && ok(b)).then(|| Some((a.parse().ok()?, b.parse().ok()?)))?
 }
 
-fn is_block(path: &Path, devno: (u32, u32)) -> bool {
-    std::fs::metadata(path)
-        .map(|m| m.file_type().is_block_device() && m.rdev() == libc::makedev(devno.0, devno.1))
-        .unwrap_or(false)
+/// The roots a name is looked up in: ours, then PID 1's.
+#[derive(Clone, Copy)]
+enum Root {
+    Own,
+    Pid1(&'static OwnedFd),
 }
 
-fn mknod_block(path: &Path, devno: (u32, u32)) -> std::io::Result<()> {
+fn roots() -> impl Iterator<Item = Root> {
+    std::iter::once(Root::Own).chain(PROC.get().map(Root::Pid1))
+}
+
+/// Opens absolute `path` in `root`.
+fn open_in(root: Root, path: &str, flags: libc::c_int) -> io::Result<(File, String)> {
+    let (dirfd, rel, shown) = match root {
+        Root::Own => (libc::AT_FDCWD, path.to_owned(), path.to_owned()),
+        Root::Pid1(proc) => {
+            let rel = format!("1/root{path}");
+            (proc.as_raw_fd(), rel.clone(), format!("/proc/{rel}"))
+        }
+    };
+    let c = CString::new(rel)?;
+    // SAFETY: c is a valid C string; dirfd is AT_FDCWD or an open /proc fd.
+    let fd = cvt(unsafe { libc::openat(dirfd, c.as_ptr(), flags | libc::O_CLOEXEC) })?;
+    // SAFETY: fd is a fresh descriptor we own.
+    Ok((unsafe { File::from_raw_fd(fd) }, shown))
+}
+
+fn is_devno(f: &File, devno: (u32, u32)) -> bool {
+    f.metadata().map(|m| m.file_type().is_block_device() && m.rdev() == libc::makedev(devno.0, devno.1)).unwrap_or(false)
+}
+
+fn mknod_block(path: &Path, devno: (u32, u32)) -> io::Result<()> {
     let c = CString::new(path.as_os_str().as_bytes())?;
     // SAFETY: `c` is a valid NUL-terminated path that outlives the call;
     // mknod only reads it.
     let r = unsafe { libc::mknod(c.as_ptr(), libc::S_IFBLK | 0o600, libc::makedev(devno.0, devno.1)) };
-    crate::sys::cvt(r).map(drop)
+    cvt(r).map(drop)
 }
 
-/// Finds a node for block device `devno`.
-pub fn resolve_devno(devno: (u32, u32), run_dir: &Path) -> Result<PathBuf, Error> {
+/// Opens block device `devno` read-write through the first node found.
+fn open_devno(devno: (u32, u32)) -> Result<(File, String), Error> {
     let (maj, min) = devno;
-    let by_num = PathBuf::from(format!("/dev/block/{maj}:{min}"));
-    if is_block(&by_num, devno) {
-        return Ok(by_num);
-    }
-    if let Ok(uevent) = std::fs::read_to_string(format!("/sys/dev/block/{maj}:{min}/uevent")) {
-        if let Some(name) = uevent.lines().find_map(|l| l.strip_prefix("DEVNAME=")) {
-            let p = Path::new("/dev").join(name);
-            if is_block(&p, devno) {
-                return Ok(p);
+    for root in roots() {
+        let mut candidates = vec![format!("/dev/block/{maj}:{min}")];
+        if let Ok((mut f, _)) = open_in(root, &format!("/sys/dev/block/{maj}:{min}/uevent"), libc::O_RDONLY) {
+            let mut uevent = String::new();
+            let _ = f.read_to_string(&mut uevent);
+            if let Some(name) = uevent.lines().find_map(|l| l.strip_prefix("DEVNAME=")) {
+                candidates.push(format!("/dev/{name}"));
+            }
+        }
+        for c in candidates {
+            if let Ok((f, shown)) = open_in(root, &c, libc::O_RDWR) {
+                if is_devno(&f, devno) {
+                    return Ok((f, shown));
+                }
             }
         }
     }
-    let private = run_dir.join(format!("blk-{maj}-{min}"));
-    if is_block(&private, devno) {
-        return Ok(private);
-    }
-    std::fs::create_dir_all(run_dir).map_err(|e| Error::io("create", &run_dir.display().to_string(), e))?;
+    let private = Path::new(NODE_DIR).join(format!("blk-{maj}-{min}"));
+    let shown = private.display().to_string();
+    std::fs::create_dir_all(NODE_DIR).map_err(|e| Error::io("create", NODE_DIR, e))?;
     let _ = std::fs::remove_file(&private);
-    mknod_block(&private, devno).map_err(|e| Error::io("mknod", &private.display().to_string(), e))?;
-    Ok(private)
+    mknod_block(&private, devno).map_err(|e| Error::io("mknod", &shown, e))?;
+    let (f, shown) = open_in(Root::Own, &shown, libc::O_RDWR).map_err(|e| Error::io("open", &shown, e))?;
+    if !is_devno(&f, devno) {
+        return Err(Error::BadArgument(format!("{shown} is not block device {maj}:{min}")));
+    }
+    Ok((f, shown))
+}
+
+/// Opens a path in our root, or — when it is absolute and missing here —
+/// in PID 1's.
+fn open_path(arg: &str) -> Result<(File, String), Error> {
+    let mut last = None;
+    for root in roots() {
+        match open_in(root, arg, libc::O_RDWR) {
+            Ok(found) => return Ok(found),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && arg.starts_with('/') => last = Some(e),
+            Err(e) => return Err(Error::io("open", arg, e)),
+        }
+    }
+    Err(Error::io("open", arg, last.unwrap_or_else(|| io::Error::from(io::ErrorKind::NotFound))))
 }
 
 /// Opens the log device named by `arg` read-write, without O_EXCL: the
 /// kernel itself claims the device through dm_get_device once our CTR reply
 /// names it, and two tables (live and inactive) may share one log device.
-pub fn open(arg: &str, run_dir: &Path) -> Result<LogDevice, Error> {
-    let path = match parse_devno(arg) {
-        Some(devno) => resolve_devno(devno, run_dir)?,
-        None => PathBuf::from(arg),
+pub fn open(arg: &str) -> Result<LogDevice, Error> {
+    let (mut file, shown) = match parse_devno(arg) {
+        Some(devno) => open_devno(devno)?,
+        None => open_path(arg)?,
     };
-    let shown = path.display().to_string();
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_CLOEXEC)
-        .open(&path)
-        .map_err(|e| Error::io("open", &shown, e))?;
     let meta = file.metadata().map_err(|e| Error::io("stat", &shown, e))?;
     let ft = meta.file_type();
     let devno = if ft.is_block_device() {
@@ -102,7 +166,7 @@ pub fn open(arg: &str, run_dir: &Path) -> Result<LogDevice, Error> {
         Some((a, b)) => format!("{a}:{b}"),
         None => arg.to_owned(),
     };
-    Ok(LogDevice { file, path, name, devno, size })
+    Ok(LogDevice { file, path: PathBuf::from(shown), name, devno, size })
 }
 
 #[cfg(test)]
@@ -122,12 +186,17 @@ mod tests {
     fn opens_regular_file_and_reports_size() {
         let p = std::env::temp_dir().join(format!("dmulogd-dev-{}", std::process::id()));
         std::fs::write(&p, vec![0u8; 5000]).unwrap();
-        let d = open(p.to_str().unwrap(), Path::new("/nonexistent")).unwrap();
+        let d = open(p.to_str().unwrap()).unwrap();
         assert_eq!(d.size, 5000);
         assert_eq!(d.devno, None);
         assert_eq!(d.name, p.to_str().unwrap());
         std::fs::remove_file(&p).unwrap();
-        assert!(matches!(open(p.to_str().unwrap(), Path::new("/x")), Err(Error::Io { op: "open", .. })));
-        assert!(matches!(open("/dev/null", Path::new("/x")), Err(Error::BadArgument(_))));
+        assert!(matches!(open(p.to_str().unwrap()), Err(Error::Io { op: "open", .. })));
+        assert!(matches!(open("/dev/null"), Err(Error::BadArgument(_))));
+        // Found through PID 1's root as well (here the same root).
+        remember_proc();
+        std::fs::write(&p, vec![0u8; 10]).unwrap();
+        assert_eq!(open(p.to_str().unwrap()).unwrap().size, 10);
+        std::fs::remove_file(&p).unwrap();
     }
 }

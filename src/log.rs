@@ -50,10 +50,11 @@ pub struct LogArgs {
 pub struct Options {
     /// Serve clustered-core / clustered-disk as single-node logs.
     pub allow_clustered: bool,
-    /// Where private device nodes are made when no /dev node exists.
+    /// The daemon's run directory (informational; the binary keeps its
+    /// state in `<run_dir>/state`).
     pub run_dir: PathBuf,
-    /// Where sync state survives a daemon restart ([`crate::state`]);
-    /// None keeps it in anonymous memory only.
+    /// Where sync state survives a daemon restart ([`crate::state`]),
+    /// opened once by the registry; None keeps it in memory only.
     pub state_dir: Option<PathBuf>,
 }
 
@@ -214,14 +215,20 @@ impl Log {
     /// `nosync`: with `nosync`, starting a new (all clean) log would forget
     /// regions the kernel still holds marked dirty and will not mark again,
     /// and a power cut would then leave them unsynced.
-    pub fn create(uuid: &[u8], luid: u64, args: LogArgs, opts: &Options, reconnect: bool) -> Result<Log, Error> {
+    pub fn create(
+        uuid: &[u8],
+        luid: u64,
+        args: LogArgs,
+        reconnect: bool,
+        state_dir: Option<&state::StateDir>,
+    ) -> Result<Log, Error> {
         let n = args.region_count;
         let nomem = |e: std::io::Error| Error::io("allocate bitmap for", "log", e);
         // A bitmap in the state directory when there is one, else memory.
         let stored = |kind: state::Kind| -> Option<state::Stored> {
-            let dir = opts.state_dir.as_deref()?;
+            let dir = state_dir?;
             state::open(dir, uuid, luid, kind, n, reconnect)
-                .map_err(|e| warn!("state file in {}: {e}; keeping this log's state in memory only", dir.display()))
+                .map_err(|e| warn!("state file in {}: {e}; keeping this log's state in memory only", dir.path().display()))
                 .ok()
         };
         let (clean, dev) = match &args.device {
@@ -236,7 +243,7 @@ impl Log {
                 (c, None)
             }
             Some(name) => {
-                let dev = device::open(name, &opts.run_dir)?;
+                let dev = device::open(name)?;
                 let need = disk::device_bytes(n).unwrap_or(u64::MAX);
                 if dev.size < need {
                     return Err(Error::BadArgument(format!(
@@ -701,7 +708,7 @@ mod tests {
     }
 
     fn core(s: &str) -> Log {
-        Log::create(b"u", 1, args(s).unwrap(), &opts(), false).unwrap()
+        Log::create(b"u", 1, args(s).unwrap(), false, None).unwrap()
     }
 
     #[test]

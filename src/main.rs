@@ -4,11 +4,11 @@
 use dmulogd::cli::{self, Command, ServeOpts};
 use dmulogd::log::Options;
 use dmulogd::netlink::NetlinkSocket;
-use dmulogd::pidfile::PidFile;
+use dmulogd::pidfile::{InstanceLock, PidFile};
 use dmulogd::registry::Registry;
 use dmulogd::server::Server;
 use dmulogd::transport::{self, FdTransport};
-use dmulogd::{daemon, fault, inspect, signals};
+use dmulogd::{daemon, device, fault, inspect, signals};
 use log::{error, info, warn};
 use std::io::Write;
 use std::process::ExitCode;
@@ -58,10 +58,17 @@ fn serve(o: ServeOpts) -> Result<(), String> {
         Ok(false) => {}
         Err(e) => warn!("cannot mark argv[0] with '@': {e}"),
     }
+    // The machine's server (with a pid file) holds the instance lock; a
+    // test transport does not.
+    let _instance = match &o.pidfile {
+        Some(_) => Some(InstanceLock::acquire().map_err(|e| e.to_string())?),
+        None => None,
+    };
     let mut pidfile = match &o.pidfile {
         Some(p) => Some(PidFile::lock(p).map_err(|e| format!("pidfile {}: {e}", p.display()))?),
         None => None,
     };
+    device::remember_proc();
     let opts = Options {
         allow_clustered: o.allow_clustered,
         run_dir: o.run_dir.clone(),

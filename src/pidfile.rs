@@ -1,8 +1,11 @@
-//! The pid and lock file: one dmulogd per machine.
+//! One dmulogd per machine: an instance lock, and the pid file.
 //!
-//! The lock is an flock(2) on the open file; it belongs to the open file
-//! description, so a forked daemon keeps it after the parent exits, and it
-//! disappears with the process however that ends (no stale locks).
+//! The lock is an abstract Unix socket (`@dmulogd`): binding it fails while
+//! another process holds it, nothing on a file system can remove it (an
+//! flock on a pid file is defeated by unlinking the file, which systemd does
+//! to PIDFile= on stop), and it disappears with the process however that
+//! ends. The pid file is also flock'ed, for tools that look there; both
+//! belong to descriptors a forked daemon inherits.
 
 use crate::sys::cvt;
 use std::fs::{File, OpenOptions};
@@ -10,6 +13,42 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+
+/// Name of the abstract socket (per network namespace).
+const LOCK_NAME: &[u8] = b"dmulogd";
+
+pub struct InstanceLock {
+    _fd: std::os::fd::OwnedFd,
+}
+
+impl InstanceLock {
+    pub fn acquire() -> io::Result<InstanceLock> {
+        use std::os::fd::FromRawFd;
+        // SAFETY: plain socket(2) call with constant arguments.
+        let fd = cvt(unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
+        // SAFETY: fd is a fresh descriptor we own.
+        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+        // SAFETY: sockaddr_un is plain data; all-zero is valid.
+        let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+        addr.sun_family = libc::sa_family_t::try_from(libc::AF_UNIX).expect("fits");
+        // sun_path[0] = 0 selects the abstract namespace.
+        for (d, &s) in addr.sun_path[1..].iter_mut().zip(LOCK_NAME) {
+            *d = s as libc::c_char;
+        }
+        let len = std::mem::size_of::<libc::sa_family_t>() + 1 + LOCK_NAME.len();
+        let len = libc::socklen_t::try_from(len).expect("small");
+        // SAFETY: addr is a valid sockaddr_un and len covers its used part.
+        let r = unsafe { libc::bind(fd.as_raw_fd(), (&addr as *const libc::sockaddr_un).cast(), len) };
+        match cvt(r) {
+            Ok(_) => Ok(InstanceLock { _fd: fd }),
+            Err(e) if e.raw_os_error() == Some(libc::EADDRINUSE) => Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "another dmulogd is running on this machine (it holds the abstract socket @dmulogd)",
+            )),
+            Err(e) => Err(e),
+        }
+    }
+}
 
 pub struct PidFile {
     file: File,

@@ -15,6 +15,7 @@ pub struct Registry {
     logs: HashMap<u64, Vec<Log>>,
     count: usize,
     pub opts: Options,
+    state: Option<crate::state::StateDir>,
     memory_limit: u64,
     memory_used: u64,
 }
@@ -29,7 +30,12 @@ pub struct Created {
 
 impl Registry {
     pub fn new(opts: Options, memory_limit: u64) -> Registry {
-        Registry { logs: HashMap::new(), count: 0, opts, memory_limit, memory_used: 0 }
+        let state = opts.state_dir.as_deref().and_then(|p| {
+            crate::state::StateDir::open(p)
+                .map_err(|e| log::warn!("state directory {}: {e}; sync state will not survive a restart", p.display()))
+                .ok()
+        });
+        Registry { logs: HashMap::new(), count: 0, opts, state, memory_limit, memory_used: 0 }
     }
 
     pub fn len(&self) -> usize {
@@ -65,7 +71,7 @@ impl Registry {
         }
         // Only the kernel's reconnect CTR sends the string's NUL.
         let reconnect = ctr.last() == Some(&0);
-        let log = Log::create(uuid, luid, args, &self.opts, reconnect)?;
+        let log = Log::create(uuid, luid, args, reconnect, self.state.as_ref())?;
         let devno = log.device_number();
         self.logs.entry(luid).or_default().push(log);
         self.count += 1;
@@ -84,7 +90,7 @@ impl Registry {
         }
         self.count -= 1;
         self.memory_used -= log.args.memory_bytes();
-        if let Some(dir) = &self.opts.state_dir {
+        if let Some(dir) = &self.state {
             crate::state::remove(dir, uuid, luid);
         }
         Ok(())

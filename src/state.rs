@@ -25,9 +25,13 @@
 //! ```
 
 use crate::bitmap::{bitmap_bytes, Bitmap};
-use std::fs::{File, OpenOptions};
+use crate::sys::cvt;
+use std::ffi::CString;
+use std::fs::File;
 use std::io;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 8] = b"dmulogS1";
@@ -47,12 +51,52 @@ fn fnv1a(data: &[u8]) -> u64 {
     data.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
-pub fn path(dir: &Path, uuid: &[u8], luid: u64, kind: Kind) -> PathBuf {
+/// The state directory, opened once at start. Files are made relative to
+/// this descriptor, so after an initramfs switch-root (which moves /run to
+/// the real root) they still land in the real /run, not in the emptied
+/// initramfs that remains the daemon's own root.
+#[derive(Debug)]
+pub struct StateDir {
+    fd: OwnedFd,
+    path: PathBuf,
+}
+
+impl StateDir {
+    pub fn open(path: &Path) -> io::Result<StateDir> {
+        std::fs::create_dir_all(path)?;
+        let c = CString::new(path.as_os_str().as_bytes())?;
+        // SAFETY: c is a valid C string for the duration of the call.
+        let fd = cvt(unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) })?;
+        // SAFETY: fd is a fresh descriptor we own.
+        Ok(StateDir { fd: unsafe { OwnedFd::from_raw_fd(fd) }, path: path.to_owned() })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn open_file(&self, name: &str, flags: libc::c_int) -> io::Result<File> {
+        let c = CString::new(name)?;
+        // SAFETY: c is a valid C string; the directory fd is open.
+        let fd = cvt(unsafe { libc::openat(self.fd.as_raw_fd(), c.as_ptr(), flags | libc::O_CLOEXEC, 0o600) })?;
+        // SAFETY: fd is a fresh descriptor we own.
+        Ok(unsafe { File::from_raw_fd(fd) })
+    }
+
+    fn unlink(&self, name: &str) {
+        if let Ok(c) = CString::new(name) {
+            // SAFETY: c is a valid C string; failure (ENOENT) is fine.
+            unsafe { libc::unlinkat(self.fd.as_raw_fd(), c.as_ptr(), 0) };
+        }
+    }
+}
+
+pub fn name(uuid: &[u8], luid: u64, kind: Kind) -> String {
     let ext = match kind {
         Kind::Sync => "sync",
         Kind::Clean => "clean",
     };
-    dir.join(format!("{luid:016x}-{:016x}.{ext}", fnv1a(uuid)))
+    format!("{luid:016x}-{:016x}.{ext}", fnv1a(uuid))
 }
 
 fn header(uuid: &[u8], luid: u64, bits: u64) -> [u8; HEADER] {
@@ -75,13 +119,13 @@ pub struct Stored {
 
 /// Opens (when `reuse` and a file for exactly this log exists) or creates
 /// the state file and maps its bitmap.
-pub fn open(dir: &Path, uuid: &[u8], luid: u64, kind: Kind, bits: u64, reuse: bool) -> io::Result<Stored> {
-    let p = path(dir, uuid, luid, kind);
+pub fn open(dir: &StateDir, uuid: &[u8], luid: u64, kind: Kind, bits: u64, reuse: bool) -> io::Result<Stored> {
+    let n = name(uuid, luid, kind);
     let want = header(uuid, luid, bits);
     let bytes = bitmap_bytes(bits).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "too many regions"))?;
     let len = HEADER as u64 + bytes;
     if reuse {
-        if let Ok(f) = OpenOptions::new().read(true).write(true).custom_flags(libc::O_CLOEXEC).open(&p) {
+        if let Ok(f) = dir.open_file(&n, libc::O_RDWR) {
             let mut got = [0u8; HEADER];
             if f.read_exact_at(&mut got, 0).is_ok() && got == want && f.metadata()?.len() == len {
                 let bitmap = Bitmap::map_file(&f, HEADER, bits)?;
@@ -89,15 +133,8 @@ pub fn open(dir: &Path, uuid: &[u8], luid: u64, kind: Kind, bits: u64, reuse: bo
             }
         }
     }
-    std::fs::create_dir_all(dir)?;
-    let _ = std::fs::remove_file(&p);
-    let f: File = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_CLOEXEC)
-        .open(&p)?;
+    dir.unlink(&n);
+    let f = dir.open_file(&n, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL)?;
     f.set_len(len)?;
     f.write_all_at(&want, 0)?;
     let bitmap = Bitmap::map_file(&f, HEADER, bits)?;
@@ -105,9 +142,9 @@ pub fn open(dir: &Path, uuid: &[u8], luid: u64, kind: Kind, bits: u64, reuse: bo
 }
 
 /// Forgets a log's state files (DTR).
-pub fn remove(dir: &Path, uuid: &[u8], luid: u64) {
+pub fn remove(dir: &StateDir, uuid: &[u8], luid: u64) {
     for kind in [Kind::Sync, Kind::Clean] {
-        let _ = std::fs::remove_file(path(dir, uuid, luid, kind));
+        dir.unlink(&name(uuid, luid, kind));
     }
 }
 
@@ -117,7 +154,8 @@ mod tests {
 
     #[test]
     fn survives_a_reopen_and_rejects_a_different_log() {
-        let dir = std::env::temp_dir().join(format!("dmulogd-state-{}", std::process::id()));
+        let path = std::env::temp_dir().join(format!("dmulogd-state-{}", std::process::id()));
+        let dir = StateDir::open(&path).unwrap();
         let mut s = open(&dir, b"uuid-a", 7, Kind::Sync, 100, true).unwrap();
         assert!(!s.restored);
         s.bitmap.put(42, true);
@@ -130,7 +168,12 @@ mod tests {
         let s = open(&dir, b"uuid-b", 7, Kind::Sync, 101, true).unwrap();
         assert!(!s.restored && !s.bitmap.test(42));
         remove(&dir, b"uuid-b", 7);
-        assert!(!path(&dir, b"uuid-b", 7, Kind::Sync).exists());
-        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(!path.join(name(b"uuid-b", 7, Kind::Sync)).exists());
+        // Files follow the directory, not its path (switch-root moves /run).
+        let moved = path.with_extension("moved");
+        std::fs::rename(&path, &moved).unwrap();
+        drop(open(&dir, b"uuid-c", 1, Kind::Clean, 8, false).unwrap());
+        assert!(moved.join(name(b"uuid-c", 1, Kind::Clean)).exists());
+        std::fs::remove_dir_all(&moved).unwrap();
     }
 }
