@@ -1,0 +1,62 @@
+#!/bin/bash
+# shellcheck disable=SC2154  # moddir, initdir, hostonly, ...: set by dracut
+# dracut module for dmulogd, the device-mapper userspace dirty-log server.
+#
+# The kernel refuses to load a mirror table with a "userspace" log while no
+# server listens, so dmulogd must run before udev can trigger any
+# activation (LVM, dmraid, hand-made tables).  Two ways, one helper:
+#
+#   * systemd in the initrd: the same dmulogd.service as on the real root
+#     (Before=systemd-udev-trigger.service ..., enabled into sysinit.target)
+#     plus an initrd-only drop-in that sends a failure to emergency.target.
+#     IgnoreOnIsolate=yes keeps it through initrd-switch-root.target, and
+#     because the unit has the same name on the real root, it is simply
+#     still active after switch-root: nothing is started twice.
+#   * no systemd: a pre-udev hook (runs before udevd starts).
+#
+# Either way dmulogd-start execs "dmulogd --daemon" (or adopts a running
+# one), and dmulogd marks itself '@' because dracut images always have
+# /etc/initrd-release, so no killing spree (switch-root or shutdown) touches
+# it: it keeps serving from initrd memory until the machine goes down.
+
+# called by dracut
+check() {
+    require_binaries @SBINDIR@/dmulogd || return 1
+    # Host-only images get the module when a live table uses a userspace
+    # log (or when it is asked for: --add dmulogd / add_dracutmodules+=).
+    if [[ $hostonly ]]; then
+        dmsetup table 2>/dev/null | grep -q ' mirror userspace ' && return 0
+        return 255
+    fi
+    return 0
+}
+
+# called by dracut
+depends() {
+    echo dm
+    return 0
+}
+
+# called by dracut
+installkernel() {
+    # dm-log-userspace (+ dm-log, dm-mod) is what dmulogd serves; dm-mirror
+    # (+ dm-region-hash) is the target using it.  The netlink connector is
+    # built in (CONFIG_CONNECTOR=y) on distribution kernels.  hostonly=''
+    # because these are usually not loaded when the image is built.
+    hostonly='' instmods dm-log-userspace dm-mirror dm-region-hash dm-log dm-mod
+}
+
+# called by dracut
+install() {
+    inst_binary @SBINDIR@/dmulogd
+    inst_simple @LIBEXECDIR@/dmulogd-start
+    [[ -f /etc/dmulogd.conf ]] && inst_simple /etc/dmulogd.conf
+
+    if dracut_module_included "systemd"; then
+        inst_simple @UNITDIR@/dmulogd.service "$systemdsystemunitdir/dmulogd.service"
+        inst_simple "$moddir/dmulogd-initrd.conf" "$systemdsystemunitdir/dmulogd.service.d/initrd.conf"
+        $SYSTEMCTL -q --root "$initdir" enable dmulogd.service
+    else
+        inst_hook pre-udev 10 "$moddir/dmulogd-pre-udev.sh"
+    fi
+}
