@@ -1,0 +1,142 @@
+# Scenario 6: power cut with writes in flight, on persistent virtio disks
+# (vda = leg 0, vdb = leg 1, behind dm-delay, vdc = log), over two boots.
+# Boot 1 (powercut1): mirror with a dmulogd disk log (nosync over all-zero
+#   legs), 32 direct writers, leg 1's writes held 1 s, then sysrq b.
+# Boot 2 (powercut2): every region where the legs differ must be dirty in
+#   the on-disk bitmap (else a mark was lost); the mirror comes back with
+#   exactly those regions out of sync, resyncs them, the legs end identical.
+
+PC_LEN=16384 PC_RS=256 PC_NREG=64
+
+pc_disks_ok() {
+  local c=$1 d
+  for d in vda vdb vdc; do
+    [ -b /dev/$d ] || { fail $c "/dev/$d missing (virtio disks not attached?)"; return 1; }
+  done
+  [ "$(sectors /dev/vda)" -ge $PC_LEN ] && [ "$(sectors /dev/vdb)" -ge $PC_LEN ] ||
+    { fail $c "legs smaller than $PC_LEN sectors"; return 1; }
+}
+
+# check_marks CASE DIFFERING DIRTY: every differing region is dirty.
+check_marks() {
+  local r
+  for r in $2; do
+    case " $3 " in *" $r "*) ;; *) fail $1 "region $r differs between the legs but is clean on disk (a lost mark)"; return 1 ;; esac
+  done
+}
+
+# kmsg MSG: straight to the console through printk, which is synchronous:
+# it is out on the serial line before the reset, unlike a tty write.
+kmsg() { echo "<3>$*" > /dev/kmsg; }
+
+# pc_writer DEV: random 4 KiB direct writes of pattern 1, forever.
+pc_writer() {
+  local o
+  while :; do
+    # new data on every write, also when a block is written again
+    dd if=/tmp/pat1 of=$1 bs=4096 count=1 seek=$(( (RANDOM * 32768 + RANDOM) % (LEN / 8) )) \
+       skip=$(( RANDOM % 2048 )) oflag=direct conv=notrunc 2>/dev/null || return 1
+  done
+}
+
+# pile_up SYSN: wait until some writes are done, every writer is held up
+# by the slow leg and leg 0 has finished its copies of those writes
+# (nothing in flight on vda, not even inside QEMU): then the legs differ.
+pile_up() {
+  local n0; n0=$(writes_done $1)
+  wait_for 90 eval '[ $(writes_done '$1') -ge $(( '$n0' + 64 )) ] && [ $(delayed_writes pc-s1) -ge 32 ] && [ $(inflight_writes vda) = 0 ]'
+}
+
+# pc_load CASE KIND [restart] (KIND u: dmulogd, k: the kernel's disk log,
+# as a reference).  With restart, dmulogd is killed with SIGKILL and
+# started again under the load, and the power is cut after the kernel
+# reconnected and writes piled up again.
+pc_load() {
+  local c=$1 kind=$2 m=pc lg=/dev/vdc i sysn old
+  local LEN=$PC_LEN RS=$PC_RS NREG=$PC_NREG
+  pc_disks_ok $c || return 1
+  if [ $kind = u ]; then daemon_start || { fail $c "dmulogd did not start"; return 1; }; fi
+  slow_leg pc-s1 /dev/vdb 1000 || { fail $c "cannot create the delay device"; return 1; }
+  dmt create $m --table "$(mirror_table $kind disk nosync 0 DMULOGD-TEST-POWERCUT $LEN $RS $lg /dev/vda $D/pc-s1)" ||
+    { fail $c "dmsetup create failed"; return 1; }
+  in_sync $m || { fail $c "nosync mirror not in sync: $(dmt status $m)"; return 1; }
+  sysn=dm-$(dm_minor $m)
+  pattern 1 >/dev/null
+  i=0
+  while [ $i -lt 32 ]; do
+    bg pc_writer $D/$m
+    i=$(( i + 1 ))
+  done
+  if ! pile_up $sysn; then
+    fail $c "writes did not pile up: $(writes_done $sysn) done, $(delayed_writes pc-s1) held by the slow leg, $(inflight_writes vda) in flight on leg 0"
+    return 1
+  fi
+  if [ "${3:-}" = restart ]; then
+    dmesg_mark
+    old=$(daemon_pid)
+    kill -9 "$old"
+    wait_for 10 eval '! alive '"$old" || { fail $c "dmulogd survived SIGKILL"; return 1; }
+    daemon_start || { fail $c "dmulogd did not start again"; return 1; }
+    wait_for 90 eval 'dmesg_since | grep -q "Reconnected to userspace log server"' ||
+      { fail $c "the kernel never reconnected"; return 1; }
+    if ! pile_up $sysn; then
+      fail $c "writes did not pile up after the restart: $(writes_done $sysn) done, $(delayed_writes pc-s1) held, $(inflight_writes vda) in flight on leg 0"
+      return 1
+    fi
+  fi
+  kmsg "powercut: $(writes_done $sysn) writes done, $(delayed_writes pc-s1) held by the slow leg, $(inflight_writes vda) in flight on leg 0, $(sync_counts $m | tr ' ' /) in sync; cutting power"
+  kmsg "PASS $c"
+  echo b > /proc/sysrq-trigger
+  sleep 30
+  fail $c "still running after sysrq b"
+}
+
+pc_recover() {
+  local c=$1 kind=$2 m=pc lg=/dev/vdc st dirty insp diff r first
+  local LEN=$PC_LEN RS=$PC_RS NREG=$PC_NREG
+  pc_disks_ok $c || return 1
+  if [ $kind = u ]; then daemon_start || { fail $c "dmulogd did not start"; return 1; }; fi
+  st=$(disk_header $lg)
+  [ "$st" = "4d695272 2 $NREG" ] || { fail $c "on-disk header after the cut is '$st', want '4d695272 2 $NREG'"; return 1; }
+  dirty=$(disk_dirty $lg $NREG)
+  if [ -x /sbin/dmulogd ]; then
+    insp=$(inspect_dirty $lg) || { fail $c "dmulogd inspect $lg failed"; return 1; }
+    [ "$(norm $insp)" = "$(norm $dirty)" ] || { fail $c "dmulogd inspect says dirty '$insp', the bitmap says '$dirty'"; return 1; }
+  fi
+  diff=$(diff_regions /dev/vda /dev/vdb $LEN $RS)
+  set -- $dirty; local nd=$#
+  set -- $diff; local nf=$#
+  say "$c: $nf regions differ between the legs, $nd regions dirty on disk"
+  say "$c: differ: $(norm $diff)"
+  say "$c: dirty:  $(norm $dirty)"
+  [ $nf -gt 0 ] || { fail $c "the power cut left the legs identical: nothing was tested"; return 1; }
+  check_marks $c "$diff" "$dirty" || return 1
+  [ $nd -lt $NREG ] || say "$c: (every region is dirty: the no-full-resync check is weak)"
+  slow_leg pc-s1 /dev/vdb 3000 || { fail $c "cannot create the delay device"; return 1; }
+  dmt create $m --table "$(mirror_table $kind disk - 0 DMULOGD-TEST-POWERCUT $LEN $RS $lg /dev/vda $D/pc-s1)" ||
+    { fail $c "dmsetup create failed"; return 1; }
+  first=$(sync_counts $m)
+  [ "$first" = "$(( NREG - nd )) $NREG" ] || { fail $c "first sync count '$first', want '$(( NREG - nd )) $NREG' (clean regions only)"; return 1; }
+  slow_leg pc-s1 /dev/vdb 0 || { fail $c "cannot speed leg 1 up"; return 1; }
+  wait_sync $m 180 || { fail $c "never got in sync"; return 1; }
+  drop_caches
+  st=$(diff_regions /dev/vda /dev/vdb $LEN $RS)
+  [ -z "$st" ] || { fail $c "legs still differ after the resync in regions $st"; return 1; }
+  dmt remove $m || { fail $c "dmsetup remove failed"; return 1; }
+  st=$(disk_dirty $lg $NREG)
+  [ -z "${st# }" ] || { fail $c "regions left dirty on disk after a clean remove: $st"; return 1; }
+  pass $c
+}
+
+TMO_t_powercut1=200
+TMO_t_powercut2=400
+TMO_t_kpowercut1=200
+TMO_t_rpowercut1=300
+TMO_t_rpowercut2=400
+TMO_t_kpowercut2=400
+t_powercut1() { pc_load powercut-load u; }
+t_powercut2() { pc_recover powercut-recover u; }
+t_kpowercut1() { pc_load k-powercut-load k; }
+t_rpowercut1() { pc_load restart-powercut-load u restart; }
+t_rpowercut2() { pc_recover restart-powercut-recover u; }
+t_kpowercut2() { pc_recover k-powercut-recover k; }

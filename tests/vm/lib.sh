@@ -1,0 +1,272 @@
+# shellcheck shell=bash
+# Real-kernel test plumbing for dmulogd: sourced by run-suite.sh and demo.sh.
+#
+# What it does (see tests/vm/README.md):
+#   vm_setup            install missing Debian packages, fetch and unpack the
+#                       Debian kernel into the cache, build the cached base
+#                       initramfs (busybox, modules, dmsetup + libraries)
+#   vm_initrd OUT       base initramfs + the current dmulogd + guest scripts
+#   vm_boot NAME TESTS TIMEOUT [qemu args...]
+#                       boot the VM once, running the guest tests TESTS
+#                       (comma separated), serial log in $VM_LOGDIR/NAME.log
+#   vm_check NAME RC [--no-end] PASS-NAMES...
+#                       judge one boot from its serial log and exit status
+#   vm_disks DIR        three blank virtio disk images for the power-cut
+#                       scenario; prints the qemu -drive arguments
+#
+# Nothing here is installed on the host except Debian packages; the kernel is
+# only unpacked, into ${XDG_CACHE_HOME:-$HOME/.cache}/dmulogd-vm/.
+
+VM_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+VM_TOP=$(cd "$VM_DIR/../.." && pwd)
+VM_CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/dmulogd-vm
+VM_LOGDIR=${VM_LOGDIR:-$VM_TOP/target/vm-logs}
+VM_DMULOGD=${VM_DMULOGD:-$VM_TOP/target/static/dmulogd}
+# Bump when the layout of the cached base initramfs changes.
+VM_BASE_REV=3
+
+# Modules, in load order (the Debian package has no modules.dep).
+VM_MODULES_REQUIRED="drivers/md/dm-mod drivers/md/dm-log drivers/md/dm-region-hash
+  drivers/md/dm-mirror drivers/md/dm-log-userspace drivers/block/brd"
+VM_MODULES_OPTIONAL="drivers/md/dm-delay drivers/md/dm-flakey
+  drivers/virtio/virtio_ring drivers/virtio/virtio drivers/virtio/virtio_pci_modern_dev
+  drivers/virtio/virtio_pci_legacy_dev drivers/virtio/virtio_pci drivers/block/virtio_blk"
+
+vm_die() { echo "vm: error: $*" >&2; exit 1; }
+vm_say() { echo "vm: $*" >&2; }
+
+_vm_apt_updated=
+_vm_apt_update() {
+  [ -n "$_vm_apt_updated" ] && return 0
+  vm_say "apt-get update"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null ||
+    vm_die "apt-get update failed (no access to Debian's package archive?)"
+  _vm_apt_updated=1
+}
+
+# Install the Debian packages whose commands are missing.
+vm_need_packages() {
+  local missing=() ok
+  command -v qemu-system-x86_64 >/dev/null || missing+=(qemu-system-x86)
+  # The static busybox: Debian's plain busybox package is dynamic.
+  ok=; [ -x /bin/busybox ] && file_is_static /bin/busybox && ok=1
+  [ -n "$ok" ] || missing+=(busybox-static)
+  command -v dmsetup >/dev/null || [ -x /sbin/dmsetup ] || missing+=(dmsetup)
+  command -v cpio >/dev/null || missing+=(cpio)
+  command -v gzip >/dev/null || missing+=(gzip)
+  command -v dpkg-deb >/dev/null || missing+=(dpkg)
+  command -v timeout >/dev/null || missing+=(coreutils)
+  command -v ldd >/dev/null || missing+=(libc-bin)
+  [ ${#missing[@]} -eq 0 ] && return 0
+  [ "$(id -u)" = 0 ] || vm_die "missing packages ${missing[*]} and not root: install them first"
+  command -v apt-get >/dev/null || vm_die "missing ${missing[*]} and no apt-get: this needs a Debian machine"
+  _vm_apt_update
+  vm_say "installing ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
+    vm_die "apt-get install ${missing[*]} failed"
+}
+
+# A static ELF (static-pie included) has no PT_INTERP program header.
+file_is_static() {
+  local f=$1 phoff phentsize phnum i t
+  [ "$(od -An -c -N4 "$f" | tr -d ' ')" = '177ELF' ] || return 1
+  phoff=$(od -An -tu8 -j32 -N8 "$f" | tr -d ' ')
+  phentsize=$(od -An -tu2 -j54 -N2 "$f" | tr -d ' ')
+  phnum=$(od -An -tu2 -j56 -N2 "$f" | tr -d ' ')
+  for ((i = 0; i < phnum; i++)); do
+    t=$(od -An -tu4 -j$((phoff + i * phentsize)) -N4 "$f" | tr -d ' ')
+    [ "$t" = 3 ] && return 1
+  done
+  return 0
+}
+
+# Sets VM_KDIR to the cached unpacked kernel (vmlinuz + modules/ + release).
+vm_fetch_kernel() {
+  local pkg=${DMULOGD_VM_KERNEL:-}
+  if [ -z "$pkg" ]; then
+    # Reuse a cached kernel when there is one: no network needed on re-runs.
+    pkg=$(ls -1 "$VM_CACHE/kernel" 2>/dev/null | sort -V | tail -n 1)
+  fi
+  if [ -z "$pkg" ]; then
+    _vm_apt_update
+    pkg=$(apt-cache depends linux-image-amd64 2>/dev/null |
+      awk '$1 == "Depends:" && $2 ~ /^linux-image-[0-9]/ { print $2; exit }')
+    [ -n "$pkg" ] || vm_die "cannot find the kernel package behind linux-image-amd64 (apt-cache depends linux-image-amd64 gave nothing)"
+  fi
+  VM_KDIR=$VM_CACHE/kernel/$pkg
+  [ -f "$VM_KDIR/.complete" ] && return 0
+
+  vm_say "fetching $pkg (cached in $VM_KDIR)"
+  local tmp; tmp=$(mktemp -d "${TMPDIR:-/tmp}/dmulogd-kernel.XXXXXX")
+  chmod 755 "$tmp"   # apt-get download drops privileges to _apt when it can
+  _vm_apt_update
+  if ! (cd "$tmp" && apt-get download -qq "$pkg" >/dev/null 2>"$tmp/err"); then
+    cat "$tmp/err" >&2; rm -rf "$tmp"
+    vm_die "apt-get download $pkg failed"
+  fi
+  dpkg-deb -x "$tmp"/"$pkg"_*.deb "$tmp/x" || { rm -rf "$tmp"; vm_die "dpkg-deb -x of $pkg failed"; }
+  local rel; rel=$(ls -1 "$tmp/x/lib/modules" | head -n 1)
+  [ -n "$rel" ] && [ -f "$tmp/x/boot/vmlinuz-$rel" ] || { rm -rf "$tmp"; vm_die "$pkg has no vmlinuz/modules"; }
+  rm -rf "$VM_KDIR"; mkdir -p "$VM_KDIR/modules"
+  cp "$tmp/x/boot/vmlinuz-$rel" "$VM_KDIR/vmlinuz"
+  cp "$tmp/x/boot/config-$rel" "$VM_KDIR/config"
+  echo "$rel" > "$VM_KDIR/release"
+  local m f
+  for m in $VM_MODULES_REQUIRED $VM_MODULES_OPTIONAL; do
+    f=$tmp/x/lib/modules/$rel/kernel/$m.ko
+    if [ -f "$f" ]; then cp "$f" "$VM_KDIR/modules/"
+    elif [ -f "$f.xz" ] || [ -f "$f.zst" ] || [ -f "$f.gz" ]; then
+      rm -rf "$tmp"; vm_die "$m is compressed in $pkg; busybox insmod needs plain .ko files"
+    fi
+  done
+  rm -rf "$tmp"
+  for m in $VM_MODULES_REQUIRED; do
+    [ -f "$VM_KDIR/modules/$(basename "$m").ko" ] || vm_die "$pkg has no $m.ko"
+  done
+  grep -q '^CONFIG_CONNECTOR=y' "$VM_KDIR/config" || vm_die "$pkg is not built with CONFIG_CONNECTOR=y"
+  touch "$VM_KDIR/.complete"
+}
+
+# Sets VM_BASE to a cached gzip'd cpio with busybox, modules, dmsetup + libs.
+vm_build_base() {
+  local dmsetup bb key
+  dmsetup=$(command -v dmsetup || echo /sbin/dmsetup)
+  bb=/bin/busybox
+  key=$( { echo "$VM_BASE_REV $VM_KDIR"; sha256sum "$bb" "$dmsetup";
+           ldd "$dmsetup" | awk '/=>/ { print $3 } /ld-linux/ { print $1 }' | xargs -r sha256sum; } |
+         sha256sum | cut -c1-16)
+  VM_BASE=$VM_CACHE/base-$key.cpio.gz
+  [ -f "$VM_BASE" ] && return 0
+  vm_say "building base initramfs $VM_BASE"
+  local root; root=$(mktemp -d "${TMPDIR:-/tmp}/dmulogd-base.XXXXXX")
+  mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,lib/modules,proc,sys,dev,tmp,run,etc,mnt}
+  cp "$bb" "$root/bin/busybox"
+  cp "$dmsetup" "$root/sbin/dmsetup"
+  local lib
+  for lib in $(ldd "$dmsetup" | awk '/=>/ && $3 ~ /^\// { print $3 } $1 ~ /^\/.*ld-linux/ { print $1 }'); do
+    mkdir -p "$root$(dirname "$lib")"
+    cp -L "$lib" "$root$lib"
+  done
+  local m order=
+  for m in $VM_MODULES_REQUIRED $VM_MODULES_OPTIONAL; do
+    m=$(basename "$m")
+    [ -f "$VM_KDIR/modules/$m.ko" ] || continue
+    cp "$VM_KDIR/modules/$m.ko" "$root/lib/modules/"
+    order="$order$m "
+  done
+  echo "$order" > "$root/lib/modules/order"
+  cp "$VM_KDIR/release" "$root/lib/modules/release"
+  (cd "$root" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) | gzip -1 > "$VM_BASE.tmp" ||
+    { rm -rf "$root"; vm_die "packing the base initramfs failed"; }
+  mv "$VM_BASE.tmp" "$VM_BASE"
+  rm -rf "$root"
+}
+
+vm_setup() {
+  [ "$(uname -m)" = x86_64 ] || vm_die "the VM tests need an x86_64 host (this is $(uname -m))"
+  vm_need_packages
+  mkdir -p "$VM_CACHE" "$VM_LOGDIR" || vm_die "cannot create $VM_CACHE or $VM_LOGDIR"
+  vm_fetch_kernel
+  vm_build_base
+}
+
+# vm_initrd OUT [--no-dmulogd]: base + guest scripts (+ the current dmulogd).
+vm_initrd() {
+  local out=$1 with_d=1
+  [ "${2:-}" = --no-dmulogd ] && with_d=
+  local root; root=$(mktemp -d "${TMPDIR:-/tmp}/dmulogd-initrd.XXXXXX")
+  mkdir -p "$root/vm/t" "$root/sbin"
+  install -m 755 "$VM_DIR/guest/init" "$root/init"
+  install -m 644 "$VM_DIR/guest/common.sh" "$root/vm/common.sh"
+  install -m 644 "$VM_DIR"/guest/t-*.sh "$root/vm/t/"
+  if [ -n "$with_d" ]; then
+    [ -x "$VM_DMULOGD" ] || { rm -rf "$root"; vm_die "$VM_DMULOGD is missing: run 'make static' first"; }
+    file_is_static "$VM_DMULOGD" || { rm -rf "$root"; vm_die "$VM_DMULOGD is not statically linked"; }
+    install -m 755 "$VM_DMULOGD" "$root/sbin/dmulogd"
+  fi
+  (cd "$root" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) | gzip -1 > "$out.extra" ||
+    { rm -rf "$root"; vm_die "packing the initramfs failed"; }
+  # The kernel unpacks concatenated cpio archives in order.
+  cat "$VM_BASE" "$out.extra" > "$out"
+  rm -f "$out.extra"
+  rm -rf "$root"
+}
+
+# vm_boot NAME TESTS TIMEOUT [extra qemu args...]
+# Boots $VM_INITRD once; the serial log goes to $VM_LOGDIR/NAME.log.
+# VM_VERBOSE=N: the guest starts dmulogd with N times -v (2: every request).
+# Returns qemu's (or timeout's: 124) exit status.
+vm_boot() {
+  local name=$1 tests=$2 tmo=$3; shift 3
+  local log=$VM_LOGDIR/$name.log
+  local t0=$SECONDS rc=0 pid
+  timeout -k 10 "$tmo" qemu-system-x86_64 -accel tcg -m 512 -smp 1 -nographic -no-reboot \
+    -nic none -kernel "$VM_KDIR/vmlinuz" -initrd "$VM_INITRD" \
+    -append "console=ttyS0 panic=-1 quiet no_timer_check dmtest=$tests dmverbose=${VM_VERBOSE:-0}" "$@" </dev/null >"$log" 2>&1 &
+  pid=$!
+  # so that an interrupted suite can stop exactly the VMs it started
+  [ -n "${VM_PIDFILE:-}" ] && echo "$pid" >> "$VM_PIDFILE"
+  wait "$pid" || rc=$?
+  echo "$((SECONDS - t0))" > "$VM_LOGDIR/$name.secs"
+  return $rc
+}
+
+# Lines that mean the kernel itself went wrong, whatever the test printed.
+# The last two: dm-log-userspace got a reply that does not fit the request.
+VM_KERNEL_BAD='Oops|BUG:|WARNING:|Kernel panic|Call Trace|blocked for more than|general protection fault|UBSAN:|KASAN:|Insufficient space to receive package|Incomplete message received'
+
+# vm_check NAME RC [--no-end] PASS-NAMES...
+# Prints a verdict; returns 0 only when every expected PASS marker is there,
+# no FAIL marker, no kernel error, no timeout and (unless --no-end) the guest
+# reached its end marker.
+vm_check() {
+  local name=$1 rc=$2; shift 2
+  local need_end=1
+  [ "${1:-}" = --no-end ] && { need_end=; shift; }
+  local log=$VM_LOGDIR/$name.log clean=$VM_LOGDIR/$name.clean
+  local bad=() p
+  tr -d '\r' < "$log" > "$clean"
+  [ "$rc" = 124 ] || [ "$rc" = 137 ] && bad+=("guest timed out ($(cat "$VM_LOGDIR/$name.secs")s)")
+  if [ "$rc" != 0 ] && [ "$rc" != 124 ] && [ "$rc" != 137 ]; then bad+=("qemu exited with status $rc"); fi
+  while IFS= read -r p; do bad+=("guest: $p"); done < <(grep -E '^FAIL ' "$clean")
+  for p in "$@"; do
+    grep -Eq "(^|[][ ])PASS $p\$" "$clean" || bad+=("missing 'PASS $p'")
+  done
+  if [ -n "$need_end" ] && ! grep -q '^VM-END' "$clean"; then
+    bad+=("guest did not reach its end (last test started: $(grep -E '^=== RUN ' "$clean" | tail -n 1 | cut -c9-))")
+  fi
+  # Kernel lines only: not the guest's own FAIL lines or indented notes.
+  while IFS= read -r p; do bad+=("kernel: $p"); done < <(grep -vE '^(dmulogd\| |FAIL |  )' "$clean" | grep -E "$VM_KERNEL_BAD" | head -n 5)
+  if [ ${#bad[@]} -eq 0 ]; then
+    rm -f "$clean"
+    echo "vm: boot $name: ok ($*) in $(cat "$VM_LOGDIR/$name.secs")s"
+    return 0
+  fi
+  echo "vm: boot $name: FAILED after $(cat "$VM_LOGDIR/$name.secs")s"
+  for p in "${bad[@]}"; do echo "vm:   $p"; done
+  echo "vm: serial log: $log; its last 60 lines before the kernel log dump:"
+  grep -v '^dmesg| ' "$clean" | tail -n 60 | sed 's/^/  | /'
+  if grep -q '^dmesg| ' "$clean"; then
+    echo "vm: last device-mapper lines of the kernel log:"
+    grep '^dmesg| ' "$clean" | grep -E 'device-mapper|dm-|raid1|Oops|BUG|WARN|Trace' | tail -n 20 | sed 's/^/  | /'
+  fi
+  rm -f "$clean"
+  return 1
+}
+
+# vm_disks DIR: blank images (legs 8 MiB, log 1 MiB) in DIR; prints the
+# -drive arguments (vda = leg 0, vdb = leg 1, vdc = log).  cache=none when
+# DIR supports O_DIRECT (not tmpfs); the power cut is QEMU exiting, so an
+# acknowledged write is in the image file either way.
+vm_disks() {
+  local dir=$1 cache=none f
+  mkdir -p "$dir"
+  rm -f "$dir"/leg0.img "$dir"/leg1.img "$dir"/log.img
+  truncate -s 8M "$dir/leg0.img" "$dir/leg1.img" && truncate -s 1M "$dir/log.img" ||
+    vm_die "cannot create disk images in $dir"
+  dd if=/dev/zero of="$dir/probe" bs=4096 count=1 oflag=direct 2>/dev/null || cache=writeback
+  rm -f "$dir/probe"
+  for f in leg0 leg1 log; do
+    printf -- '-drive file=%s/%s.img,if=virtio,format=raw,cache=%s ' "$dir" "$f" "$cache"
+  done
+}

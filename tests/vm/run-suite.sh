@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Real-kernel scenarios for dmulogd in QEMU (`make vm-test`).
+#
+#   tests/vm/run-suite.sh [BOOT...]     default: every boot below
+#
+# Each boot is one VM run executing a list of guest tests
+# (tests/vm/guest/t-*.sh); chains of boots (the power cut) run in order on the
+# same disk images.  Chains run in parallel, VM_JOBS at a time (default: the
+# number of CPUs, at most 4).  Serial logs: target/vm-logs/<boot>.log.
+# README.md in this directory says what each scenario checks.
+set -u
+cd "$(dirname "$0")" || exit 1
+. ./lib.sh
+
+# boot name | guest tests | timeout (s) | expected PASS markers
+# (a leading '-' on the markers: the boot ends in a power cut, no end marker)
+BOOTS='
+base|selftest,kbase,klogfail,mirror,deps|420|selftest k-core-nosync k-core-sync k-disk-sync k-disk-nosync k-logfail u-core-nosync u-core-sync u-disk-sync u-disk-nosync u-disk-default u-core-iflush u-disk-iflush k-deps deps
+restart|restart|480|restart-disk restart-core restart-idle restart-dirty
+more|reload,interop,logfail|420|reload-disk reload-core interop-setup interop-k2u interop-u2k interop-k2u-again logfail
+powercut1|powercut1|240|-powercut-load
+powercut2|powercut2|420|powercut-recover
+rpowercut1|rpowercut1|330|-restart-powercut-load
+rpowercut2|rpowercut2|420|restart-powercut-recover
+kpowercut1|kpowercut1|240|-k-powercut-load
+kpowercut2|kpowercut2|420|k-powercut-recover
+'
+# chains: boots that share state run in order in one job
+CHAINS='restart base more powercut1+powercut2 rpowercut1+rpowercut2 kpowercut1+kpowercut2'
+
+boot_field() { echo "$BOOTS" | awk -F'|' -v b="$1" -v f="$2" '$1 == b { print $f }'; }
+
+wanted=" $* "
+selected=
+for ch in $CHAINS; do
+  if [ $# -eq 0 ]; then selected="$selected $ch"; continue; fi
+  for b in ${ch//+/ }; do
+    case "$wanted" in *" $b "*) selected="$selected $ch"; break ;; esac
+  done
+done
+[ -n "$selected" ] || vm_die "no such boot: $* (boots: $(echo "$BOOTS" | cut -d'|' -f1 | xargs))"
+
+t_start=$SECONDS
+vm_setup
+[ -x "$VM_DMULOGD" ] || vm_die "$VM_DMULOGD is missing: run 'make static' (make vm-test does)"
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/dmulogd-vm.XXXXXX")
+export VM_PIDFILE=$WORK/qemu.pids
+cleanup() {
+  local p
+  if [ -f "$VM_PIDFILE" ]; then
+    for p in $(cat "$VM_PIDFILE"); do kill "$p" 2>/dev/null; done
+  fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'echo "vm: interrupted"; exit 130' INT TERM
+
+rm -f "$VM_LOGDIR"/*.log "$VM_LOGDIR"/*.secs
+VM_INITRD=$WORK/initrd.gz
+vm_initrd "$VM_INITRD"
+vm_say "kernel $(cat "$VM_KDIR/release"), initramfs $(du -k "$VM_INITRD" | cut -f1) KiB, dmulogd $(du -k "$VM_DMULOGD" | cut -f1) KiB"
+
+# run_chain CHAIN: boots in order; writes WORK/CHAIN.{out,pass,fail}.
+run_chain() {
+  local ch=$1 b tests tmo marks drives= rc end ok=1 m np=0 nf=0
+  for b in ${ch//+/ }; do
+    tests=$(boot_field "$b" 2); tmo=$(boot_field "$b" 3); marks=$(boot_field "$b" 4)
+    end=
+    case "$marks" in -*) marks=${marks#-}; end=--no-end ;; esac
+    case "$tests" in *powercut1) drives=$(vm_disks "$WORK/disks-$ch") ;; esac
+    if [ -z "$ok" ]; then
+      echo "vm: boot $b: skipped (an earlier boot of its chain failed)"
+      set -- $marks; nf=$((nf + $#))
+      continue
+    fi
+    rc=0
+    # shellcheck disable=SC2086  # drives is a list of words
+    vm_boot "$b" "$tests" "$tmo" $drives || rc=$?
+    if vm_check "$b" "$rc" $end $marks; then
+      set -- $marks; np=$((np + $#))
+    else
+      ok=
+      local missing=0
+      for m in $marks; do
+        if grep -Eq "(^|[][ ])PASS $m\$" <(tr -d '\r' < "$VM_LOGDIR/$b.log") &&
+           ! grep -q "^FAIL $m:" <(tr -d '\r' < "$VM_LOGDIR/$b.log"); then
+          np=$((np + 1))
+        else
+          nf=$((nf + 1)); missing=1
+        fi
+      done
+      # every case passed but the boot did not (kernel error, timeout...)
+      [ $missing = 1 ] || nf=$((nf + 1))
+    fi
+  done
+  echo "$np" > "$WORK/$ch.pass"; echo "$nf" > "$WORK/$ch.fail"
+}
+
+jobs_max=${VM_JOBS:-$(nproc)}
+[ "$jobs_max" -ge 1 ] 2>/dev/null || jobs_max=1
+[ "$jobs_max" -le 4 ] || jobs_max=4
+running=()
+for ch in $selected; do
+  while [ "$(jobs -rp | wc -l)" -ge "$jobs_max" ]; do wait -n; done
+  vm_say "starting ${ch//+/ then }"
+  ( run_chain "$ch" > "$WORK/$ch.out" 2>&1; cat "$WORK/$ch.out" ) &
+  running+=($!)
+done
+wait "${running[@]}"
+
+passed=0 failed=0
+for ch in $selected; do
+  passed=$((passed + $(cat "$WORK/$ch.pass" 2>/dev/null || echo 0)))
+  failed=$((failed + $(cat "$WORK/$ch.fail" 2>/dev/null || echo 1)))
+done
+echo "vm: suite took $((SECONDS - t_start)) s; serial logs in $VM_LOGDIR"
+echo "vm-test: $passed passed, $failed failed"
+[ "$failed" = 0 ]
