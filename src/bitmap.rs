@@ -6,9 +6,12 @@
 //! byte `i / 8`, whatever the host's endianness, so the mapped bytes are
 //! exactly the bytes on disk.
 //!
-//! The mapping remembers which pages a bit change touched since the last
+//! The mapping remembers which pages had a bit *cleared* since the last
 //! sync, so making marks durable costs one `msync` of those pages, never
-//! of the whole bitmap: flush cost does not grow with the log.
+//! of the whole bitmap: flush cost does not grow with the log. Bits that
+//! are *set* are not remembered: in the clean bitmap a set bit is a clear
+//! (a region clean again), which may reach the disk lazily — syncing its
+//! page at every FLUSH would cost a second writeback per write.
 
 use memmap2::{MmapMut, MmapOptions};
 use std::fs::File;
@@ -163,7 +166,7 @@ impl Bitmap {
             return false;
         }
         self.map[b] = new;
-        if self.file_backed {
+        if self.file_backed && !v {
             self.touched.add(b / self.page);
         }
         true
@@ -181,7 +184,7 @@ impl Bitmap {
             let (b, _) = self.locate(i);
             if self.map[b] != fill {
                 self.map[b] = fill;
-                if self.file_backed {
+                if self.file_backed && !v {
                     self.touched.add(b / self.page);
                 }
             }
@@ -359,6 +362,21 @@ mod tests {
     }
 
     #[test]
+    fn only_cleared_bits_wait_for_the_next_sync() {
+        let p = std::env::temp_dir().join(format!("dmulogd-lazy-{}", std::process::id()));
+        let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&p).unwrap();
+        file.set_len(1024 + 4096 * 4).unwrap();
+        let mut b = Bitmap::map_file(&file, 1024, 8 * 4096 * 3).unwrap();
+        b.put(8 * 4096 * 2, true); // a clear: lazy
+        b.put(3, true);
+        assert!(!b.has_touched());
+        b.put(3, false); // a mark: must be synced
+        assert!(b.has_touched());
+        assert_eq!(b.touched.pages, vec![0]);
+        std::fs::remove_file(&p).unwrap();
+    }
+
+    #[test]
     fn file_round_trip_through_msync() {
         let dir = std::env::temp_dir().join(format!("dmulogd-bitmap-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -367,18 +385,20 @@ mod tests {
         file.set_len(1024 + 4096 * 3).unwrap();
         let bits = 8 * 4096 * 2 + 5;
         let mut b = Bitmap::map_file(&file, 1024, bits).unwrap();
-        b.put(0, true);
-        b.put(8 * 4096 + 3, true); // a different page
-        b.put(bits - 1, true);
+        b.put_range(0, bits, true);
+        b.sync_all().unwrap();
+        b.put(0, false);
+        b.put(8 * 4096 + 3, false); // a different page
+        b.put(bits - 1, false);
         assert!(b.has_touched());
         b.sync_touched().unwrap();
         assert!(!b.has_touched());
         let mut disk = Vec::new();
         std::fs::File::open(&path).unwrap().read_to_end(&mut disk).unwrap();
-        assert_eq!(disk[1024], 1);
-        assert_eq!(disk[1024 + 4096] & (1 << 3), 1 << 3);
+        assert_eq!(disk[1024], 0xfe);
+        assert_eq!(disk[1024 + 4096], !(1u8 << 3));
         let last = usize::try_from((bits - 1) / 8).unwrap();
-        assert_eq!(disk[1024 + last], 1 << ((bits - 1) % 8));
+        assert_eq!(disk[1024 + last] & (1 << ((bits - 1) % 8)), 0);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -34,6 +34,7 @@ pub trait Transport {
 /// Everything on it counts as coming from the kernel (port 0).
 pub struct FdTransport {
     fd: OwnedFd,
+    pid: u32,
 }
 
 impl FdTransport {
@@ -41,7 +42,7 @@ impl FdTransport {
     /// `fd` must be an open socket that nothing else owns.
     pub unsafe fn from_raw(fd: RawFd) -> FdTransport {
         // SAFETY: the caller hands over ownership of an open fd.
-        FdTransport { fd: unsafe { OwnedFd::from_raw_fd(fd) } }
+        FdTransport { fd: unsafe { OwnedFd::from_raw_fd(fd) }, pid: std::process::id() }
     }
 }
 
@@ -81,7 +82,7 @@ impl Transport for FdTransport {
     }
 
     fn port(&self) -> u32 {
-        std::process::id()
+        self.pid
     }
 }
 
