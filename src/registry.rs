@@ -82,6 +82,12 @@ impl Registry {
     /// DTR: forget the log. Nothing is written: the table that replaced
     /// this one may already own the same log device.
     pub fn remove(&mut self, uuid: &[u8], luid: u64) -> Result<(), Error> {
+        // The table is gone either way: a DTR reaching a restarted daemon
+        // (-ESRCH, which the kernel ignores) must still drop the state
+        // files the previous daemon left for this log.
+        if let Some(dir) = &self.state {
+            crate::state::remove(dir, uuid, luid);
+        }
         let v = self.logs.get_mut(&luid).ok_or(Error::UnknownLog)?;
         let i = v.iter().position(|l| &*l.uuid == uuid).ok_or(Error::UnknownLog)?;
         let log = v.swap_remove(i);
@@ -90,9 +96,6 @@ impl Registry {
         }
         self.count -= 1;
         self.memory_used -= log.args.memory_bytes();
-        if let Some(dir) = &self.state {
-            crate::state::remove(dir, uuid, luid);
-        }
         Ok(())
     }
 
