@@ -300,6 +300,30 @@ impl Bitmap {
         Ok(())
     }
 
+    /// Dirties every touched page again (rewriting one byte in place).
+    /// After a failed writeback the kernel marks the page clean and reports
+    /// the error once, so a plain retry of msync "succeeds" with nothing
+    /// written; this makes the retry a real write.
+    pub fn redirty_touched(&mut self) {
+        if !self.file_backed {
+            return;
+        }
+        let pages: Vec<usize> = if self.touched.overflow {
+            (self.touched.lo..=self.touched.hi).collect()
+        } else {
+            self.touched.pages.clone()
+        };
+        for p in pages {
+            let at = p * self.page;
+            if at < self.map.len() {
+                let byte = &mut self.map[at];
+                // SAFETY: `byte` is a valid, aligned, exclusive reference
+                // into the mapping; volatile keeps the same-value store.
+                unsafe { std::ptr::write_volatile(byte, std::ptr::read_volatile(byte)) };
+            }
+        }
+    }
+
     /// Makes the whole mapping durable.
     pub fn sync_all(&mut self) -> io::Result<()> {
         if self.file_backed {

@@ -443,6 +443,28 @@ impl Log {
         true
     }
 
+    /// True when a disk log's device is now smaller than the log (a file
+    /// truncated, a device shrunk or gone): its mapping faults past the end.
+    pub fn device_shrank(&self) -> bool {
+        let Some(dev) = &self.dev else { return false };
+        if self.detached {
+            return false;
+        }
+        let need = disk::device_bytes(self.region_count()).unwrap_or(u64::MAX);
+        use std::io::{Seek, SeekFrom};
+        match (&dev.file).seek(SeekFrom::End(0)) {
+            Ok(size) => size < need,
+            Err(_) => true,
+        }
+    }
+
+    /// Fails the log after its device vanished (see [`Log::on_fault`]).
+    pub fn fail_vanished(&mut self) {
+        warn!("{}: log device shrank or vanished; log failed, regions kept in memory", self.dev_name());
+        self.health = Health::Failed;
+        self.detach();
+    }
+
     /// POSTSUSPEND: make everything durable, clears included.
     pub fn postsuspend(&mut self) -> Result<(), Error> {
         self.resumed = false;
@@ -525,6 +547,9 @@ impl Log {
             let r = if self.detached {
                 Err(std::io::Error::from_raw_os_error(libc::EIO))
             } else {
+                if self.health != Health::Alive {
+                    self.clean.redirty_touched();
+                }
                 self.clean.sync_touched()
             };
             if let Err(e) = r {

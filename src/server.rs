@@ -64,6 +64,7 @@ pub struct Stats {
 pub struct Server {
     pub registry: Registry,
     pub stats: Stats,
+    seen_faults: u64,
     dropped_log: RateLimit,
     error_log: RateLimit,
 }
@@ -95,7 +96,13 @@ fn one_region(t: RequestType, payload: &[u8]) -> Result<u64, Error> {
 
 impl Server {
     pub fn new(registry: Registry) -> Server {
-        Server { registry, stats: Stats::default(), dropped_log: RateLimit::default(), error_log: RateLimit::default() }
+        Server {
+            registry,
+            stats: Stats::default(),
+            seen_faults: crate::fault::count(),
+            dropped_log: RateLimit::default(),
+            error_log: RateLimit::default(),
+        }
     }
 
     /// Decodes one datagram and, for a kernel request, writes the reply
@@ -112,10 +119,14 @@ impl Server {
             }
         };
         self.stats.requests += 1;
-        let faults = crate::fault::count();
+        self.check_faults();
         let mut result = self.dispatch(&req, &mut out[HEADERS_LEN..]);
-        if crate::fault::count() != faults {
-            result = Err(self.survive_fault());
+        if self.check_faults() {
+            if result.is_ok() && req.request_type() == Some(RequestType::Ctr) {
+                // Nothing half-built survives a CTR that faulted.
+                let _ = self.registry.remove(req.uuid(), req.luid());
+            }
+            result = Err(Error::io("access", "log device", io::Error::from_raw_os_error(libc::EIO)));
         }
         let (error, len) = match result {
             Ok(len) => (0, len),
@@ -237,14 +248,30 @@ impl Server {
         }
     }
 
-    /// A log device vanished mid-request: fail its log (which keeps its
-    /// bits in memory) and answer -EIO.
-    fn survive_fault(&mut self) -> Error {
+    /// After a SIGBUS was survived (src/fault.rs), wherever it happened:
+    /// fail the log that owns the address, and any disk log whose device
+    /// shrank (several may fault between two checks). True when there were
+    /// new faults.
+    fn check_faults(&mut self) -> bool {
+        let now = crate::fault::count();
+        if now == self.seen_faults {
+            return false;
+        }
+        self.seen_faults = now;
         let addr = crate::fault::last_addr();
-        if !self.registry.iter_mut().any(|l| l.on_fault(addr)) {
+        let mut owned = false;
+        for log in self.registry.iter_mut() {
+            if log.on_fault(addr) {
+                owned = true;
+            } else if log.device_shrank() {
+                log.fail_vanished();
+                owned = true;
+            }
+        }
+        if !owned {
             warn!("survived SIGBUS at {addr:#x} outside any log mapping");
         }
-        Error::io("access", "log device", io::Error::from_raw_os_error(libc::EIO))
+        true
     }
 
     /// Makes every log durable; logs failures.
@@ -298,7 +325,10 @@ impl Server {
         let mut rbuf = vec![0u8; RECV_BUF_LEN];
         let mut sbuf = vec![0u8; SEND_BUF_LEN];
         loop {
-            if self.on_signals(signals::take()) == Control::Exit {
+            let control = self.on_signals(signals::take());
+            // A summary (SIGUSR1) may have touched a vanished device.
+            self.check_faults();
+            if control == Control::Exit {
                 return Ok(());
             }
             match t.try_recv(&mut rbuf)? {

@@ -135,7 +135,15 @@ pub fn open(dir: &StateDir, uuid: &[u8], luid: u64, kind: Kind, bits: u64, reuse
     }
     dir.unlink(&n);
     let f = dir.open_file(&n, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL)?;
-    f.set_len(len)?;
+    // Allocate every page now: on a full tmpfs a later write through the
+    // mapping would raise SIGBUS; here it is a clean ENOSPC, and the log
+    // keeps its state in memory instead.
+    let ilen = libc::off_t::try_from(len).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
+    // SAFETY: fallocate on a descriptor we own; no memory is passed.
+    if let Err(e) = cvt(unsafe { libc::fallocate(f.as_raw_fd(), 0, 0, ilen) }) {
+        dir.unlink(&n);
+        return Err(e);
+    }
     f.write_all_at(&want, 0)?;
     let bitmap = Bitmap::map_file(&f, HEADER, bits)?;
     Ok(Stored { bitmap, restored: false })
