@@ -131,17 +131,17 @@ fn open_devno(devno: (u32, u32)) -> Result<(File, String), Error> {
 }
 
 /// Opens a path in our root, or — when it is absolute and missing here —
-/// in PID 1's.
+/// in PID 1's. The fallback only ever wins by succeeding: where PID 1's
+/// root is out of reach (containers), the error reported is our own.
 fn open_path(arg: &str) -> Result<(File, String), Error> {
-    let mut last = None;
-    for root in roots() {
-        match open_in(root, arg, libc::O_RDWR) {
-            Ok(found) => return Ok(found),
-            Err(e) if e.kind() == io::ErrorKind::NotFound && arg.starts_with('/') => last = Some(e),
-            Err(e) => return Err(Error::io("open", arg, e)),
+    match open_in(Root::Own, arg, libc::O_RDWR) {
+        Ok(found) => Ok(found),
+        Err(e) if e.kind() == io::ErrorKind::NotFound && arg.starts_with('/') => {
+            let other = roots().skip(1).find_map(|root| open_in(root, arg, libc::O_RDWR).ok());
+            other.ok_or_else(|| Error::io("open", arg, e))
         }
+        Err(e) => Err(Error::io("open", arg, e)),
     }
-    Err(Error::io("open", arg, last.unwrap_or_else(|| io::Error::from(io::ErrorKind::NotFound))))
 }
 
 /// Opens the log device named by `arg` read-write, without O_EXCL: the
