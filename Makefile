@@ -47,8 +47,10 @@ static:
 	  { echo "static: $(STATIC) is not statically linked:"; file $(STATIC); exit 1; }
 	@echo "static: $(STATIC) $$(stat -c %s $(STATIC)) bytes"
 
+# The test profile (Cargo.toml) is optimised but keeps debug assertions
+# and overflow checks, for the library and the binary under test alike.
 unit-test:
-	$(CARGO) test --release
+	$(CARGO) test
 
 # Real-kernel scenarios in a QEMU VM (tests/vm/README.md).
 vm-test: static
@@ -66,6 +68,19 @@ demo: static
 
 bench: static
 	bench/run.sh
+
+# The long model-based run (random request sequences against the state
+# machine and the binary, checked against a reference model), 10 minutes
+# by default: DMULOGD_SOAK_SECS=N to change; a failure prints its seed.
+soak:
+	DMULOGD_SOAK_SECS=$${DMULOGD_SOAK_SECS:-600} $(CARGO) test --test model soak -- --ignored --nocapture
+	DMULOGD_SEED=$$(date +%s) DMULOGD_STEPS=5000 $(CARGO) test --test crash kill_9 -- --nocapture
+
+# libFuzzer (cargo-fuzz) on the datagram decoder and on decode + dispatch
+# with live logs, FUZZ_SECS per target (default 300). fuzz/ is a separate
+# workspace: nothing it uses enters the daemon's dependencies.
+fuzz:
+	fuzz/run.sh
 
 install: static
 	initramfs/install.sh "$(DESTDIR)" "$(PREFIX)" "$(STATIC)"
