@@ -437,9 +437,7 @@ impl Log {
         if !self.clean.maps_addr(addr) {
             return false;
         }
-        warn!("{}: log device vanished under its mapping (SIGBUS); log failed, regions kept in memory", self.dev_name());
-        self.health = Health::Failed;
-        self.detach();
+        self.fail_vanished();
         true
     }
 
@@ -460,7 +458,7 @@ impl Log {
 
     /// Fails the log after its device vanished (see [`Log::on_fault`]).
     pub fn fail_vanished(&mut self) {
-        warn!("{}: log device shrank or vanished; log failed, regions kept in memory", self.dev_name());
+        warn!("{}: log device shrank or vanished under its mapping; log failed, regions kept in memory", self.dev_name());
         self.health = Health::Failed;
         self.detach();
     }
