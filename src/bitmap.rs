@@ -126,11 +126,6 @@ impl Bitmap {
         &self.map[self.offset..self.offset + self.bytes]
     }
 
-    /// The whole mapping, header included (file-backed bitmaps).
-    pub fn mapping(&self) -> &[u8] {
-        &self.map
-    }
-
     /// The bytes in front of the bitmap (the on-disk header), for writing.
     /// They live in the first page(s), which are recorded as touched.
     pub fn header_mut(&mut self) -> &mut [u8] {

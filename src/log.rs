@@ -21,7 +21,7 @@ use crate::error::Error;
 use crate::state;
 use log::warn;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SyncMode {
@@ -46,23 +46,15 @@ pub struct LogArgs {
 }
 
 /// Daemon-wide settings that shape how logs are built.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Options {
     /// Serve clustered-core / clustered-disk as single-node logs.
     pub allow_clustered: bool,
-    /// The daemon's run directory (informational; the binary keeps its
-    /// state in `<run_dir>/state`).
-    pub run_dir: PathBuf,
     /// Where sync state survives a daemon restart ([`crate::state`]),
     /// opened once by the registry; None keeps it in memory only.
     pub state_dir: Option<PathBuf>,
 }
 
-impl Default for Options {
-    fn default() -> Self {
-        Options { allow_clustered: false, run_dir: PathBuf::from("/run/dmulogd"), state_dir: None }
-    }
-}
 
 impl LogArgs {
     /// Parses the CTR payload: `"<target sectors> <type> <args...>"`, the
@@ -674,11 +666,6 @@ impl Log {
                 Some(d) => format!(", device {} ({})", d.name, self.health.letter()),
             }
         )
-    }
-
-    /// Test hook: the device path (for corrupting it in tests).
-    pub fn device_path(&self) -> Option<&Path> {
-        self.dev.as_ref().map(|d| d.path.as_path())
     }
 }
 

@@ -71,7 +71,6 @@ fn serve(o: ServeOpts) -> Result<(), String> {
     device::remember_proc();
     let opts = Options {
         allow_clustered: o.allow_clustered,
-        run_dir: o.run_dir.clone(),
         state_dir: Some(o.run_dir.join("state")),
     };
     let mut server = Server::new(Registry::new(opts, o.max_memory_mib.saturating_mul(1 << 20)));

@@ -107,6 +107,8 @@ impl Server {
 
     /// Decodes one datagram and, for a kernel request, writes the reply
     /// into `out`; returns its length, or None when the datagram is dropped.
+    /// A fault during the request fails it (faults from before it were
+    /// attributed by the loop's check before the receive).
     pub fn handle_datagram(&mut self, dgram: &[u8], sender: u32, port: u32, out: &mut [u8]) -> Option<usize> {
         let req = match Request::decode(dgram, sender) {
             Ok(r) => r,
@@ -119,7 +121,6 @@ impl Server {
             }
         };
         self.stats.requests += 1;
-        self.check_faults();
         let mut result = self.dispatch(&req, &mut out[HEADERS_LEN..]);
         if self.check_faults() {
             if result.is_ok() && req.request_type() == Some(RequestType::Ctr) {

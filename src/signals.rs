@@ -14,6 +14,8 @@ static TERM: AtomicBool = AtomicBool::new(false);
 static QUIT: AtomicBool = AtomicBool::new(false);
 static USR1: AtomicBool = AtomicBool::new(false);
 static HUP: AtomicBool = AtomicBool::new(false);
+/// Set with any of the above, so the loop's per-request check is one load.
+static ANY: AtomicBool = AtomicBool::new(false);
 
 const HANDLED: [libc::c_int; 5] = [libc::SIGTERM, libc::SIGINT, libc::SIGQUIT, libc::SIGUSR1, libc::SIGHUP];
 
@@ -25,6 +27,7 @@ extern "C" fn on_signal(sig: libc::c_int) {
         _ => &HUP,
     };
     flag.store(true, Ordering::Relaxed);
+    ANY.store(true, Ordering::Release);
 }
 
 #[derive(Default, Debug, PartialEq, Eq)]
@@ -37,6 +40,9 @@ pub struct Pending {
 
 /// Takes (and clears) the signals that arrived since the last call.
 pub fn take() -> Pending {
+    if !ANY.load(Ordering::Relaxed) || !ANY.swap(false, Ordering::Acquire) {
+        return Pending::default();
+    }
     Pending {
         term: TERM.swap(false, Ordering::Relaxed),
         quit: QUIT.swap(false, Ordering::Relaxed),

@@ -1679,7 +1679,6 @@ impl InProc {
     pub fn new(memory_limit: u64, allow_clustered: bool, run_dir: &Path, state: bool) -> InProc {
         let opts = dmulogd::log::Options {
             allow_clustered,
-            run_dir: run_dir.to_owned(),
             state_dir: state.then(|| run_dir.join("state")),
         };
         InProc {
