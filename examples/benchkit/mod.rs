@@ -8,26 +8,26 @@
 //! by cargo; each driver includes it with `mod benchkit;`.
 #![allow(dead_code)]
 
-use dmulogd::wire::{Reply, RequestSpec, HEADERS_LEN};
+use dmulogd::wire::{Reply, RequestSpec, RequestType, HEADERS_LEN};
 use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub const CTR: u32 = 1;
-pub const DTR: u32 = 2;
-pub const PRESUSPEND: u32 = 3;
-pub const POSTSUSPEND: u32 = 4;
-pub const RESUME: u32 = 5;
-pub const IS_CLEAN: u32 = 7;
-pub const IN_SYNC: u32 = 8;
-pub const FLUSH: u32 = 9;
-pub const MARK_REGION: u32 = 10;
-pub const CLEAR_REGION: u32 = 11;
-pub const GET_RESYNC_WORK: u32 = 12;
-pub const SET_REGION_SYNC: u32 = 13;
-pub const GET_SYNC_COUNT: u32 = 14;
+pub const CTR: u32 = RequestType::Ctr as u32;
+pub const DTR: u32 = RequestType::Dtr as u32;
+pub const PRESUSPEND: u32 = RequestType::Presuspend as u32;
+pub const POSTSUSPEND: u32 = RequestType::Postsuspend as u32;
+pub const RESUME: u32 = RequestType::Resume as u32;
+pub const IS_CLEAN: u32 = RequestType::IsClean as u32;
+pub const IN_SYNC: u32 = RequestType::InSync as u32;
+pub const FLUSH: u32 = RequestType::Flush as u32;
+pub const MARK_REGION: u32 = RequestType::MarkRegion as u32;
+pub const CLEAR_REGION: u32 = RequestType::ClearRegion as u32;
+pub const GET_RESYNC_WORK: u32 = RequestType::GetResyncWork as u32;
+pub const SET_REGION_SYNC: u32 = RequestType::SetRegionSync as u32;
+pub const GET_SYNC_COUNT: u32 = RequestType::GetSyncCount as u32;
 
 /// Offsets inside a datagram (see src/wire.rs).
 const NL_SEQ: usize = 8;
