@@ -113,7 +113,10 @@ fn bench_fs(dir: &Path, runs: usize, dur: Duration, max_ops: usize) -> Result<Fs
             let regions = 1u64 << bits;
             let tag = if pattern == Pattern::Random { "random" } else { "same" };
             let file = scratch.log_file(&format!("log-2^{bits}-{tag}"), regions);
-            let log = LogId::new(&format!("BENCH-flush-{bits}-{tag}"), 0xffff_8880_0010_0000 + u64::from(bits) * 2 + u64::from(pattern == Pattern::Same));
+            let log = LogId::new(
+                &format!("BENCH-flush-{bits}-{tag}"),
+                0xffff_8880_0010_0000 + u64::from(bits) * 2 + u64::from(pattern == Pattern::Same),
+            );
             let ctr = format!("{} disk {} {REGION_SIZE} nosync", regions * REGION_SIZE, file.display());
             let r = d.request(&log, CTR, ctr.as_bytes());
             if r.error != 0 {
@@ -207,7 +210,11 @@ fn main() {
             for c in res.cases.iter().filter(|c| c.pattern == pattern) {
                 let m = median(&c.lat_us);
                 let bytes = (1u64 << c.bits) / 8;
-                let size = if bytes >= 1 << 20 { format!("{} MiB", bytes >> 20) } else { format!("{} KiB", bytes.max(1024) >> 10) };
+                let size = if bytes >= 1 << 20 {
+                    format!("{} MiB", bytes >> 20)
+                } else {
+                    format!("{} KiB", bytes.max(1024) >> 10)
+                };
                 let size = if bytes < 1024 { format!("{bytes} B") } else { size };
                 f.line(format!(
                     "| 2^{} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {} | {:.2}x |",
@@ -222,7 +229,10 @@ fn main() {
                     m / base
                 ));
                 if c.bits == 24 {
-                    targets.push((format!("{label}, {}", if pattern == Pattern::Random { "random" } else { "same" }), m / base));
+                    targets.push((
+                        format!("{label}, {}", if pattern == Pattern::Random { "random" } else { "same" }),
+                        m / base,
+                    ));
                 }
             }
         }

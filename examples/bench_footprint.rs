@@ -189,7 +189,12 @@ fn main() {
     }
     f.line("| figure | value |");
     f.line("|---|---|");
-    f.line(format!("| static binary `{}` | {} bytes = {:.1} KiB; {stripped}; {linkage} |", bin.display(), size, size as f64 / 1024.0));
+    f.line(format!(
+        "| static binary `{}` | {} bytes = {:.1} KiB; {stripped}; {linkage} |",
+        bin.display(),
+        size,
+        size as f64 / 1024.0
+    ));
 
     // Start-up and memory after start.
     pin_cpu();

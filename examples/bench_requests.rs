@@ -301,7 +301,8 @@ fn main() {
     }
     for round in 0..runs {
         for (c, d) in cases.iter_mut().zip(dgrams.iter_mut()) {
-            let (e, de) = if c.kind == Kind::Pipelined { (&mut echo32, &mut d_echo32) } else { (&mut echo1, &mut d_echo1) };
+            let (e, de) =
+                if c.kind == Kind::Pipelined { (&mut echo32, &mut d_echo32) } else { (&mut echo1, &mut d_echo1) };
             let base = measure_once(&mut echo, e, de, &mut rng, dur);
             e.rates.push(base);
             let r = measure_once(&mut daemon, c, d, &mut rng, dur);

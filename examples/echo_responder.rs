@@ -77,7 +77,7 @@ fn main() {
         sbuf[32..34].copy_from_slice(&160u16.to_ne_bytes()); // cn_msg.len
         sbuf[180..184].copy_from_slice(&0i32.to_ne_bytes()); // error
         sbuf[192..196].copy_from_slice(&0u32.to_ne_bytes()); // data_size
-        // SAFETY: sbuf holds HEADERS_LEN initialised bytes.
+                                                             // SAFETY: sbuf holds HEADERS_LEN initialised bytes.
         let r = unsafe { libc::send(fd, sbuf.as_ptr().cast(), HEADERS_LEN, libc::MSG_NOSIGNAL) };
         if r < 0 {
             eprintln!("echo_responder: send: {}", std::io::Error::last_os_error());

@@ -87,7 +87,9 @@ fn open_in(root: Root, path: &str, flags: libc::c_int) -> io::Result<(File, Stri
 }
 
 fn is_devno(f: &File, devno: (u32, u32)) -> bool {
-    f.metadata().map(|m| m.file_type().is_block_device() && m.rdev() == libc::makedev(devno.0, devno.1)).unwrap_or(false)
+    f.metadata()
+        .map(|m| m.file_type().is_block_device() && m.rdev() == libc::makedev(devno.0, devno.1))
+        .unwrap_or(false)
 }
 
 fn mknod_block(path: &Path, devno: (u32, u32)) -> io::Result<()> {

@@ -58,11 +58,8 @@ pub fn describe(name: &str, image: &[u8]) -> Report {
     let _ = writeln!(t, "bitmap: {bytes} bytes at offset {BITMAP_OFFSET}");
     let _ = writeln!(t, "clean: {}", nr - dirty);
     let _ = writeln!(t, "dirty: {dirty}");
-    let shown: Vec<String> = ranges
-        .iter()
-        .take(MAX_RANGES)
-        .map(|&(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") })
-        .collect();
+    let shown: Vec<String> =
+        ranges.iter().take(MAX_RANGES).map(|&(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") }).collect();
     let more = ranges.len().saturating_sub(MAX_RANGES);
     let _ = writeln!(
         t,

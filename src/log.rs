@@ -55,7 +55,6 @@ pub struct Options {
     pub state_dir: Option<PathBuf>,
 }
 
-
 impl LogArgs {
     /// Parses the CTR payload: `"<target sectors> <type> <args...>"`, the
     /// uuid and `integrated_flush` already stripped by the kernel. The
@@ -70,11 +69,8 @@ impl LogArgs {
             [len, kind, ..] => (*len, *kind),
             _ => return Err(bad(format!("constructor string {text:?} has no target length and log type"))),
         };
-        let target_len: u64 = len
-            .parse()
-            .ok()
-            .filter(|&n| n > 0)
-            .ok_or_else(|| bad(format!("target length {len:?}")))?;
+        let target_len: u64 =
+            len.parse().ok().filter(|&n| n > 0).ok_or_else(|| bad(format!("target length {len:?}")))?;
         let disk = match kind {
             "core" => false,
             "disk" => true,
@@ -95,13 +91,14 @@ impl LogArgs {
         }
         let device = disk.then(|| args[0].to_owned());
         let rs = args[want - 1];
-        let region_size: u32 = rs
-            .parse()
-            .ok()
-            .filter(|&r: &u32| r >= 2 && r.is_power_of_two() && u64::from(r) <= target_len)
-            .ok_or_else(|| {
-                bad(format!("region size {rs:?} (a power of two, at least 2 and at most the target length {target_len})"))
-            })?;
+        let region_size: u32 =
+            rs.parse().ok().filter(|&r: &u32| r >= 2 && r.is_power_of_two() && u64::from(r) <= target_len).ok_or_else(
+                || {
+                    bad(format!(
+                        "region size {rs:?} (a power of two, at least 2 and at most the target length {target_len})"
+                    ))
+                },
+            )?;
         let sync = match args.get(want) {
             None => SyncMode::Default,
             Some(&"sync") => SyncMode::Sync,
@@ -220,7 +217,9 @@ impl Log {
         let stored = |kind: state::Kind| -> Option<state::Stored> {
             let dir = state_dir?;
             state::open(dir, uuid, luid, kind, n, reconnect)
-                .map_err(|e| warn!("state file in {}: {e}; keeping this log's state in memory only", dir.path().display()))
+                .map_err(|e| {
+                    warn!("state file in {}: {e}; keeping this log's state in memory only", dir.path().display())
+                })
                 .ok()
         };
         let (clean, dev) = match &args.device {
@@ -349,7 +348,10 @@ impl Log {
                 Ok(Some(nr)) => nr,
                 Ok(None) => 0,
                 Err(v) => {
-                    warn!("{}: incompatible disk log version {v}; treating every region as out of sync", self.dev_name());
+                    warn!(
+                        "{}: incompatible disk log version {v}; treating every region as out of sync",
+                        self.dev_name()
+                    );
                     self.health = Health::Failed;
                     0
                 }
@@ -450,7 +452,10 @@ impl Log {
 
     /// Fails the log after its device vanished (see [`Log::on_fault`]).
     pub fn fail_vanished(&mut self) {
-        warn!("{}: log device shrank or vanished under its mapping; log failed, regions kept in memory", self.dev_name());
+        warn!(
+            "{}: log device shrank or vanished under its mapping; log failed, regions kept in memory",
+            self.dev_name()
+        );
         self.health = Health::Failed;
         self.detach();
     }

@@ -69,10 +69,7 @@ fn serve(o: ServeOpts) -> Result<(), String> {
         None => None,
     };
     device::remember_proc();
-    let opts = Options {
-        allow_clustered: o.allow_clustered,
-        state_dir: Some(o.run_dir.join("state")),
-    };
+    let opts = Options { allow_clustered: o.allow_clustered, state_dir: Some(o.run_dir.join("state")) };
     let mut server = Server::new(Registry::new(opts, o.max_memory_mib.saturating_mul(1 << 20)));
     // Bind before detaching: when `--daemon` returns 0, the kernel can
     // already reach us and mirrors can be activated at once.

@@ -72,9 +72,7 @@ fn perm_or(op: &'static str, e: io::Error) -> SetupError {
 impl NetlinkSocket {
     pub fn open() -> Result<NetlinkSocket, SetupError> {
         // SAFETY: plain socket(2) call with constant arguments.
-        let raw = unsafe {
-            libc::socket(libc::AF_NETLINK, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, NETLINK_CONNECTOR)
-        };
+        let raw = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, NETLINK_CONNECTOR) };
         let raw = cvt(raw).map_err(|e| match e.raw_os_error() {
             Some(libc::EPROTONOSUPPORT) | Some(libc::EAFNOSUPPORT) => SetupError::NoConnector(e),
             _ => perm_or("socket", e),
@@ -104,15 +102,7 @@ impl NetlinkSocket {
 
 fn setsockopt(fd: &OwnedFd, level: libc::c_int, opt: libc::c_int, val: libc::c_int) -> io::Result<()> {
     // SAFETY: val is a live c_int and the length says so.
-    let r = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            level,
-            opt,
-            (&val as *const libc::c_int).cast(),
-            INT_LEN,
-        )
-    };
+    let r = unsafe { libc::setsockopt(fd.as_raw_fd(), level, opt, (&val as *const libc::c_int).cast(), INT_LEN) };
     cvt(r).map(drop)
 }
 

@@ -61,8 +61,7 @@ impl PidFile {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let mut file =
-            OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o644).open(path)?;
+        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o644).open(path)?;
         // SAFETY: flock on an fd we own; no memory is passed.
         if let Err(e) = cvt(unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) }) {
             if e.kind() == io::ErrorKind::WouldBlock {
@@ -71,7 +70,11 @@ impl PidFile {
                 let pid = s.trim();
                 return Err(io::Error::new(
                     io::ErrorKind::AlreadyExists,
-                    format!("another dmulogd (pid {}) holds {}", if pid.is_empty() { "?" } else { pid }, path.display()),
+                    format!(
+                        "another dmulogd (pid {}) holds {}",
+                        if pid.is_empty() { "?" } else { pid },
+                        path.display()
+                    ),
                 ));
             }
             return Err(e);

@@ -47,10 +47,7 @@ impl Registry {
     }
 
     pub fn get(&mut self, uuid: &[u8], luid: u64) -> Result<&mut Log, Error> {
-        self.logs
-            .get_mut(&luid)
-            .and_then(|v| v.iter_mut().find(|l| &*l.uuid == uuid))
-            .ok_or(Error::UnknownLog)
+        self.logs.get_mut(&luid).and_then(|v| v.iter_mut().find(|l| &*l.uuid == uuid)).ok_or(Error::UnknownLog)
     }
 
     /// CTR. Idempotent: the same arguments for an existing (uuid, luid)

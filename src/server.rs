@@ -138,7 +138,13 @@ impl Server {
                 let level = if matches!(e, Error::UnknownLog) { Level::Info } else { Level::Warn };
                 if self.error_log.allow() {
                     let name = req.request_type().map_or("?", RequestType::name);
-                    log!(level, "{name} (type {}) for {}/{:#x}: {e}", req.raw_type(), String::from_utf8_lossy(req.uuid()), req.luid());
+                    log!(
+                        level,
+                        "{name} (type {}) for {}/{:#x}: {e}",
+                        req.raw_type(),
+                        String::from_utf8_lossy(req.uuid()),
+                        req.luid()
+                    );
                 }
                 // dm_consult_userspace() stores an error reply's data_size
                 // into the caller's rdata_size, and after -ESRCH the kernel
@@ -182,7 +188,12 @@ impl Server {
             RequestType::Ctr => {
                 let created = self.registry.create(uuid, luid, p)?;
                 if created.new {
-                    info!("created log {}/{:#x}: {}", String::from_utf8_lossy(uuid), luid, String::from_utf8_lossy(p.split(|&b| b == 0).next().unwrap_or(&[])));
+                    info!(
+                        "created log {}/{:#x}: {}",
+                        String::from_utf8_lossy(uuid),
+                        luid,
+                        String::from_utf8_lossy(p.split(|&b| b == 0).next().unwrap_or(&[]))
+                    );
                 }
                 match created.devno {
                     Some(name) if req.version() >= 2 && p.last() != Some(&0) => Ok(put_str(out, &name)),
@@ -303,7 +314,10 @@ impl Server {
         if s.quit {
             self.persist_all();
             if !self.registry.is_empty() {
-                warn!("SIGQUIT: exiting with {} live logs; their mirrors will block until a server returns", self.registry.len());
+                warn!(
+                    "SIGQUIT: exiting with {} live logs; their mirrors will block until a server returns",
+                    self.registry.len()
+                );
             }
             return Control::Exit;
         }

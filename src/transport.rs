@@ -50,9 +50,8 @@ pub fn recv_flags(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<usize> {
     use std::os::fd::AsRawFd;
     // SAFETY: buf is valid for writes of buf.len() bytes; MSG_TRUNC makes
     // the kernel report the full datagram length without writing past it.
-    let r = unsafe {
-        libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT | libc::MSG_TRUNC)
-    };
+    let r =
+        unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT | libc::MSG_TRUNC) };
     cvt_size(r)
 }
 

@@ -131,10 +131,7 @@ impl RequestType {
     /// is fixed: what `userspace_do_request()` callers give as `rdata_size`.
     pub fn reply_buffer(self) -> usize {
         match self {
-            RequestType::GetRegionSize
-            | RequestType::IsClean
-            | RequestType::InSync
-            | RequestType::GetSyncCount => 8,
+            RequestType::GetRegionSize | RequestType::IsClean | RequestType::InSync | RequestType::GetSyncCount => 8,
             RequestType::GetResyncWork | RequestType::IsRemoteRecovering => 16,
             // The rest of the status line; its real size is not sent.
             RequestType::StatusInfo => 128,
@@ -193,7 +190,9 @@ impl std::fmt::Display for DecodeError {
                 write!(f, "bad nlmsghdr (len {len}, type {kind}) in a {got}-byte datagram")
             }
             DecodeError::WrongId { idx, val } => write!(f, "connector id {{{idx},{val}}} is not dm-log-userspace"),
-            DecodeError::BadCnLen { cn_len, got } => write!(f, "cn_msg.len {cn_len} does not fit a {got}-byte datagram"),
+            DecodeError::BadCnLen { cn_len, got } => {
+                write!(f, "cn_msg.len {cn_len} does not fit a {got}-byte datagram")
+            }
             DecodeError::DataPastEnd { data_size, room } => {
                 write!(f, "data_size {data_size} runs past the {room} payload bytes present")
             }

@@ -130,7 +130,10 @@ fn run(seed: u64, kills: u64, totals: &mut Totals) {
             if !first {
                 for &r in &must {
                     if on_disk_bit(&l.file, r) {
-                        fail(format!("kill {kill}: {} region {r}: acknowledged mark not on disk after kill -9", l.ctr), &trace);
+                        fail(
+                            format!("kill {kill}: {} region {r}: acknowledged mark not on disk after kill -9", l.ctr),
+                            &trace,
+                        );
                     }
                 }
                 assert_eq!(l.k.req(&mut d, GET_SYNC_COUNT, &[]).error, ESRCH);
@@ -155,7 +158,17 @@ fn run(seed: u64, kills: u64, totals: &mut Totals) {
                 let mut want = HashMap::new();
                 for &(t, r) in chunk {
                     let seq = d.next_seq();
-                    d.send_raw(&RequestSpec { luid: l.k.luid, uuid: &l.k.uuid, version: 3, seq, request_type: t, payload: &r.to_ne_bytes() }.encode());
+                    d.send_raw(
+                        &RequestSpec {
+                            luid: l.k.luid,
+                            uuid: &l.k.uuid,
+                            version: 3,
+                            seq,
+                            request_type: t,
+                            payload: &r.to_ne_bytes(),
+                        }
+                        .encode(),
+                    );
                     want.insert(seq, (t, r));
                 }
                 for _ in 0..want.len() {
@@ -217,7 +230,10 @@ fn run(seed: u64, kills: u64, totals: &mut Totals) {
                 l.last_clear[r as usize] = Some(idx);
             }
             let seq = d.next_seq();
-            d.send_raw(&RequestSpec { luid: l.k.luid, uuid: &l.k.uuid, version: 3, seq, request_type: t, payload: &p }.encode());
+            d.send_raw(
+                &RequestSpec { luid: l.k.luid, uuid: &l.k.uuid, version: 3, seq, request_type: t, payload: &p }
+                    .encode(),
+            );
             pending.insert(seq, (li, t, idx));
             order.push(seq);
             if std::env::var_os("DMULOGD_CRASH_DEBUG").is_some() {
@@ -226,7 +242,17 @@ fn run(seed: u64, kills: u64, totals: &mut Totals) {
             if suspend {
                 let seq = d.next_seq();
                 l.sent += 1;
-                d.send_raw(&RequestSpec { luid: l.k.luid, uuid: &l.k.uuid, version: 3, seq, request_type: RESUME, payload: &[] }.encode());
+                d.send_raw(
+                    &RequestSpec {
+                        luid: l.k.luid,
+                        uuid: &l.k.uuid,
+                        version: 3,
+                        seq,
+                        request_type: RESUME,
+                        payload: &[],
+                    }
+                    .encode(),
+                );
                 pending.insert(seq, (li, RESUME, l.sent - 1));
             }
             totals.requests += 1;
@@ -272,7 +298,17 @@ fn run(seed: u64, kills: u64, totals: &mut Totals) {
                     l.sent += 1;
                     l.marks.push((idx, r));
                     let seq = d.next_seq();
-                    d.send_raw(&RequestSpec { luid: l.k.luid, uuid: &l.k.uuid, version: 3, seq, request_type: FLUSH, payload: &regions_payload(&[r]) }.encode());
+                    d.send_raw(
+                        &RequestSpec {
+                            luid: l.k.luid,
+                            uuid: &l.k.uuid,
+                            version: 3,
+                            seq,
+                            request_type: FLUSH,
+                            payload: &regions_payload(&[r]),
+                        }
+                        .encode(),
+                    );
                 }
             }
         }

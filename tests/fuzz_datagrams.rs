@@ -98,7 +98,17 @@ impl World {
         };
         let head = decode(dgram, sender).map_or_else(
             || format!("{} bytes", dgram.len()),
-            |d| format!("{}(type {:#x}) {}/{:#x} v{} payload {}", t::name(d.rtype), d.rtype, String::from_utf8_lossy(&d.uuid), d.luid, d.version, d.payload.len()),
+            |d| {
+                format!(
+                    "{}(type {:#x}) {}/{:#x} v{} payload {}",
+                    t::name(d.rtype),
+                    d.rtype,
+                    String::from_utf8_lossy(&d.uuid),
+                    d.luid,
+                    d.version,
+                    d.payload.len()
+                )
+            },
         );
         self.trace.push(format!("{}: {label}: {head} sender {sender} -> {shown}", self.step));
         if expected != actual {
@@ -137,7 +147,10 @@ impl World {
                 let b = &self.base[k];
                 (b.uuid.clone(), b.luid, b.ctr.clone(), b.live)
             };
-            let state = self.model.find(&uuid, luid).map(|i| (self.model.logs[i].resumed, self.model.logs[i].loaded, self.model.logs[i].args.clone()));
+            let state = self
+                .model
+                .find(&uuid, luid)
+                .map(|i| (self.model.logs[i].resumed, self.model.logs[i].loaded, self.model.logs[i].args.clone()));
             let want_args = parse_ctr(ctr.as_bytes(), false).unwrap();
             match state {
                 Some((resumed, _, args)) if live && args == want_args => {
@@ -288,7 +301,10 @@ impl World {
                     if d.len() >= off + w {
                         let v = self.interesting32(d.len(), n);
                         let bytes = if w == 8 {
-                            self.rng.pick(&[0, 1, n.wrapping_sub(1), n, u64::MAX, 1 << 63, u64::from(v)]).to_ne_bytes().to_vec()
+                            self.rng
+                                .pick(&[0, 1, n.wrapping_sub(1), n, u64::MAX, 1 << 63, u64::from(v)])
+                                .to_ne_bytes()
+                                .to_vec()
                         } else {
                             v.to_ne_bytes()[..w.min(4)].to_vec()
                         };
@@ -378,14 +394,40 @@ fn mutated_kernel_datagrams_never_change_state_unless_valid() {
         let f = |k: usize| model.files[k].path.display().to_string();
         // Files: log1 holds 320 regions, log2 32768, log3 ~100k.
         let base = vec![
-            BaseLog { uuid: b"LVM-core".to_vec(), luid: 0xffff_8880_0000_1000, ctr: "12800 core 128".into(), live: true },
-            BaseLog { uuid: b"LVM-core-ns".to_vec(), luid: 0xffff_8880_0000_2000, ctr: "8960 core 128 nosync".into(), live: true },
-            BaseLog { uuid: b"LVM-disk".to_vec(), luid: 0xffff_8880_0000_3000, ctr: format!("40960 disk {} 128", f(1)), live: true },
-            BaseLog { uuid: b"LVM-disk-ns".to_vec(), luid: 0xffff_8880_0000_4000, ctr: format!("128000 disk {} 128 nosync", f(2)), live: true },
+            BaseLog {
+                uuid: b"LVM-core".to_vec(),
+                luid: 0xffff_8880_0000_1000,
+                ctr: "12800 core 128".into(),
+                live: true,
+            },
+            BaseLog {
+                uuid: b"LVM-core-ns".to_vec(),
+                luid: 0xffff_8880_0000_2000,
+                ctr: "8960 core 128 nosync".into(),
+                live: true,
+            },
+            BaseLog {
+                uuid: b"LVM-disk".to_vec(),
+                luid: 0xffff_8880_0000_3000,
+                ctr: format!("40960 disk {} 128", f(1)),
+                live: true,
+            },
+            BaseLog {
+                uuid: b"LVM-disk-ns".to_vec(),
+                luid: 0xffff_8880_0000_4000,
+                ctr: format!("128000 disk {} 128 nosync", f(2)),
+                live: true,
+            },
             // The reload of LVM-disk, loaded in the inactive slot.
-            BaseLog { uuid: b"LVM-disk".to_vec(), luid: 0xffff_8880_0000_5000, ctr: format!("40960 disk {} 128", f(1)), live: false },
+            BaseLog {
+                uuid: b"LVM-disk".to_vec(),
+                luid: 0xffff_8880_0000_5000,
+                ctr: format!("40960 disk {} 128", f(1)),
+                live: false,
+            },
         ];
-        let mut w = World { _dir: dir, model, d, rng, base, seq: 1, trace: Trace::default(), seed, steps: steps_n, step: 0 };
+        let mut w =
+            World { _dir: dir, model, d, rng, base, seq: 1, trace: Trace::default(), seed, steps: steps_n, step: 0 };
         w.restore();
         // Warm up: mixed clean/dirty/in-sync state through valid requests.
         for _ in 0..2000 {
@@ -440,7 +482,10 @@ fn decoder_matches_spec_on_every_truncation_and_field() {
         match (&ours, &theirs) {
             (None, Err(_)) => {}
             (Some(o), Ok(r)) => {
-                assert_eq!((o.luid, &o.uuid[..], o.version, o.seq, o.rtype, &o.payload[..], o.cn_seq), (r.luid(), r.uuid(), r.version(), r.seq(), r.raw_type(), r.payload, r.cn_seq()));
+                assert_eq!(
+                    (o.luid, &o.uuid[..], o.version, o.seq, o.rtype, &o.payload[..], o.cn_seq),
+                    (r.luid(), r.uuid(), r.version(), r.seq(), r.raw_type(), r.payload, r.cn_seq())
+                );
             }
             _ => panic!("decoders disagree on {d:02x?} from {sender}: spec {ours:?}, wire {theirs:?}"),
         }
@@ -452,7 +497,27 @@ fn decoder_matches_spec_on_every_truncation_and_field() {
     }
     let mut rng = Rng::new(5);
     for &(off, w) in NL_FIELDS {
-        for v in [0u64, 1, 2, 3, 7, 8, 159, 160, 161, 195, 196, 197, 219, 220, 221, 0xffff, 0x1_0000, u64::from(u32::MAX), u64::MAX] {
+        for v in [
+            0u64,
+            1,
+            2,
+            3,
+            7,
+            8,
+            159,
+            160,
+            161,
+            195,
+            196,
+            197,
+            219,
+            220,
+            221,
+            0xffff,
+            0x1_0000,
+            u64::from(u32::MAX),
+            u64::MAX,
+        ] {
             let mut d = good.clone();
             d[off..off + w].copy_from_slice(&v.to_ne_bytes()[..w]);
             check(&d, 0);

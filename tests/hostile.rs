@@ -197,13 +197,18 @@ fn pipelined_requests_of_several_logs_are_matched_by_seq() {
                 2 => (GET_REGION_SIZE, vec![]),
                 _ => (STATUS_TABLE, vec![]),
             };
-            d.send_raw(&RequestSpec { luid: k.luid, uuid: &k.uuid, version: 3, seq, request_type: ty, payload: &p }.encode());
+            d.send_raw(
+                &RequestSpec { luid: k.luid, uuid: &k.uuid, version: 3, seq, request_type: ty, payload: &p }.encode(),
+            );
             sent.insert(seq, (i, ty));
         }
         for _ in 0..sent.len() {
             let r: Reply = d.recv();
             let (i, ty) = sent.remove(&r.seq).expect("reply for a request we sent");
-            assert_eq!((r.cn_seq, r.luid, &r.uuid[..], r.request_type, r.error), (r.seq, logs[i].luid, &logs[i].uuid[..], ty, 0));
+            assert_eq!(
+                (r.cn_seq, r.luid, &r.uuid[..], r.request_type, r.error),
+                (r.seq, logs[i].luid, &logs[i].uuid[..], ty, 0)
+            );
             if ty == GET_SYNC_COUNT {
                 assert_eq!(r.u64_at(0), Some([0, 0, N][i]), "log {i} answered for another log");
             }
@@ -242,10 +247,23 @@ fn requests_larger_than_the_kernel_can_send_are_rejected() {
     for len in [4000usize, 8000, 60_000] {
         let p = regions_payload(&(100..).take(len / 8).collect::<Vec<u64>>());
         let seq = d.next_seq();
-        d.send_raw(&RequestSpec { luid: 3, uuid: b"LVM-big", version: 3, seq, request_type: MARK_REGION, payload: &p }.encode());
+        d.send_raw(
+            &RequestSpec { luid: 3, uuid: b"LVM-big", version: 3, seq, request_type: MARK_REGION, payload: &p }
+                .encode(),
+        );
         // The next request's reply is the next datagram: nothing for the big one.
         let probe = d.next_seq();
-        d.send_raw(&RequestSpec { luid: 3, uuid: b"LVM-big", version: 3, seq: probe, request_type: GET_SYNC_COUNT, payload: &[] }.encode());
+        d.send_raw(
+            &RequestSpec {
+                luid: 3,
+                uuid: b"LVM-big",
+                version: 3,
+                seq: probe,
+                request_type: GET_SYNC_COUNT,
+                payload: &[],
+            }
+            .encode(),
+        );
         let r = d.recv();
         if r.seq == seq {
             assert_eq!(r.error, EINVAL, "a {len}-byte payload was accepted");

@@ -250,11 +250,12 @@ fn bad_requests_get_error_replies_and_change_nothing() {
     assert_eq!(k.req(&mut d, CLEAR_REGION, &big).error, EINVAL);
     // A version the protocol never had.
     let seq = d.next_seq();
-    let r = d.request(RequestSpec { luid: 7, uuid: b"bad", version: 9, seq, request_type: GET_SYNC_COUNT, payload: &[] });
+    let r =
+        d.request(RequestSpec { luid: 7, uuid: b"bad", version: 9, seq, request_type: GET_SYNC_COUNT, payload: &[] });
     assert_eq!(r.error, EINVAL);
     // Malformed datagrams are dropped: no reply, and the daemon still serves.
-    let mut bad = RequestSpec { luid: 7, uuid: b"bad", version: 3, seq: 1, request_type: MARK_REGION, payload: &[0; 8] }
-        .encode();
+    let mut bad =
+        RequestSpec { luid: 7, uuid: b"bad", version: 3, seq: 1, request_type: MARK_REGION, payload: &[0; 8] }.encode();
     bad[16] = 9; // connector idx
     d.send_raw(&bad);
     d.send_raw(&[1, 2, 3]);

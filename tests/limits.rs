@@ -69,7 +69,13 @@ fn missing_log_file_is_enoent() {
     let mut d = Daemon::spawn(&[]);
     let k = Kernel::new("LVM-missing", 1);
     let r = k.ctr(&mut d, &format!("8192 disk {}/missing 1024", dir.path().display()));
-    assert_eq!(r.error, -libc::ENOENT, "a missing log file: got errno {} ({})", -r.error, std::io::Error::from_raw_os_error(-r.error));
+    assert_eq!(
+        r.error,
+        -libc::ENOENT,
+        "a missing log file: got errno {} ({})",
+        -r.error,
+        std::io::Error::from_raw_os_error(-r.error)
+    );
 }
 
 #[test]
@@ -150,9 +156,16 @@ fn ten_thousand_core_logs() {
         for j in i..i + burst {
             let k = kernel(j);
             let ctr = format!("{} core 1024 {}", (j % 300 + 1) * 1024, if j % 2 == 0 { "nosync" } else { "" });
-            for (t, p) in [(CTR, ctr.trim_end().as_bytes().to_vec()), (RESUME, vec![]), (MARK_REGION, regions_payload(&[j % 7 % (j % 300 + 1)]))] {
+            for (t, p) in [
+                (CTR, ctr.trim_end().as_bytes().to_vec()),
+                (RESUME, vec![]),
+                (MARK_REGION, regions_payload(&[j % 7 % (j % 300 + 1)])),
+            ] {
                 let seq = d.next_seq();
-                d.send_raw(&RequestSpec { luid: k.luid, uuid: &k.uuid, version: 3, seq, request_type: t, payload: &p }.encode());
+                d.send_raw(
+                    &RequestSpec { luid: k.luid, uuid: &k.uuid, version: 3, seq, request_type: t, payload: &p }
+                        .encode(),
+                );
             }
         }
         for _ in 0..burst * 3 {
@@ -179,7 +192,9 @@ fn ten_thousand_core_logs() {
     for j in 0..LOGS {
         let k = kernel(j);
         let seq = d.next_seq();
-        d.send_raw(&RequestSpec { luid: k.luid, uuid: &k.uuid, version: 3, seq, request_type: DTR, payload: &[] }.encode());
+        d.send_raw(
+            &RequestSpec { luid: k.luid, uuid: &k.uuid, version: 3, seq, request_type: DTR, payload: &[] }.encode(),
+        );
         if j % 32 == 31 || j == LOGS - 1 {
             for _ in 0..=(j % 32) {
                 assert_eq!(d.recv().error, 0);
@@ -267,8 +282,13 @@ fn memory_stays_flat_under_a_long_request_stream() {
                 let k = if rng.one_in(2) { &core } else { &disk };
                 let n = 8192u64;
                 let (ty, p): (u32, Vec<u8>) = match rng.below(14) {
-                    0 | 1 => (MARK_REGION, regions_payload(&(0..rng.range(1, 32)).map(|_| rng.below(n)).collect::<Vec<_>>())),
-                    2 | 3 => (CLEAR_REGION, regions_payload(&(0..rng.range(1, 32)).map(|_| rng.below(n)).collect::<Vec<_>>())),
+                    0 | 1 => {
+                        (MARK_REGION, regions_payload(&(0..rng.range(1, 32)).map(|_| rng.below(n)).collect::<Vec<_>>()))
+                    }
+                    2 | 3 => (
+                        CLEAR_REGION,
+                        regions_payload(&(0..rng.range(1, 32)).map(|_| rng.below(n)).collect::<Vec<_>>()),
+                    ),
                     4 => (FLUSH, vec![]),
                     5 => (IS_CLEAN, rng.below(n).to_ne_bytes().to_vec()),
                     6 => (GET_RESYNC_WORK, vec![]),
@@ -286,7 +306,8 @@ fn memory_stays_flat_under_a_long_request_stream() {
                 };
                 let seq = d.next_seq();
                 let luid = if rng.one_in(20) { 777 } else { k.luid };
-                let mut dg = RequestSpec { luid, uuid: &k.uuid, version: 3, seq, request_type: ty, payload: &p }.encode();
+                let mut dg =
+                    RequestSpec { luid, uuid: &k.uuid, version: 3, seq, request_type: ty, payload: &p }.encode();
                 if rng.one_in(25) {
                     dg[16] = 9; // not dm-log-userspace: dropped
                 } else {

@@ -65,7 +65,9 @@ fn summary(reply: &Option<Vec<u8>>) -> String {
 
 /// One seed against the daemon's state machine in this process.
 fn run_in_process(test: &str, seed: u64, steps: u64) -> Stats {
-    let _replay = ReplayOnPanic(format!("replay: DMULOGD_SEED={seed:#x} DMULOGD_STEPS={steps} cargo test --release --test model {test} -- --nocapture"));
+    let _replay = ReplayOnPanic(format!(
+        "replay: DMULOGD_SEED={seed:#x} DMULOGD_STEPS={steps} cargo test --release --test model {test} -- --nocapture"
+    ));
     let dir = Scratch::new("model", true);
     let mut rng = Rng::new(seed ^ 0x5eed_f11e);
     // Small budgets make -ENOMEM and the accounting of DTR matter.
@@ -107,15 +109,20 @@ fn run_in_process(test: &str, seed: u64, steps: u64) -> Stats {
                         st.replies += 1;
                         let (e, p) = decode_reply(b).unwrap();
                         if std::env::var_os("DMULOGD_COVERAGE").is_some() {
-                            let key = format!("{} {} {}", t::name(r.rtype), e, match (e, p.len()) {
-                                (0, 8 | 16) => match u64::from_ne_bytes(p[..8].try_into().unwrap()) {
-                                    v @ 0..=1 => format!("[{v}..]"),
-                                    _ => "[n..]".into(),
-                                },
-                                (0, 0) => "[]".into(),
-                                (0, _) => "str".into(),
-                                _ => String::new(),
-                            });
+                            let key = format!(
+                                "{} {} {}",
+                                t::name(r.rtype),
+                                e,
+                                match (e, p.len()) {
+                                    (0, 8 | 16) => match u64::from_ne_bytes(p[..8].try_into().unwrap()) {
+                                        v @ 0..=1 => format!("[{v}..]"),
+                                        _ => "[n..]".into(),
+                                    },
+                                    (0, 0) => "[]".into(),
+                                    (0, _) => "str".into(),
+                                    _ => String::new(),
+                                }
+                            );
                             *COVERAGE.lock().unwrap().entry(key).or_default() += 1;
                         }
                         st.errors += u64::from(e != 0);
@@ -126,7 +133,8 @@ fn run_in_process(test: &str, seed: u64, steps: u64) -> Stats {
         }
         if step % 400 == 399 || step + 1 == steps {
             st.checkpoints += 1;
-            if let Err(e) = check_files(&model).and_then(|()| check_registry(&model, &mut d.server.registry, &mut rng)) {
+            if let Err(e) = check_files(&model).and_then(|()| check_registry(&model, &mut d.server.registry, &mut rng))
+            {
                 fail(test, seed, steps, step, &e, &trace);
             }
         }
@@ -134,7 +142,8 @@ fn run_in_process(test: &str, seed: u64, steps: u64) -> Stats {
     st
 }
 
-static COVERAGE: std::sync::Mutex<std::collections::BTreeMap<String, u64>> = std::sync::Mutex::new(std::collections::BTreeMap::new());
+static COVERAGE: std::sync::Mutex<std::collections::BTreeMap<String, u64>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
 
 fn in_process(test: &str, base: u64, seeds_n: u64, steps_n: u64) {
     let start = Instant::now();
@@ -176,7 +185,9 @@ fn model_in_process_d() {
 /// restarts; files on the ordinary temp file system, where a FLUSH reply
 /// can also be checked against the page cache (marked pages written back).
 fn run_binary(test: &str, seed: u64, steps: u64) -> Stats {
-    let _replay = ReplayOnPanic(format!("replay: DMULOGD_SEED={seed:#x} DMULOGD_STEPS={steps} cargo test --release --test model {test} -- --nocapture"));
+    let _replay = ReplayOnPanic(format!(
+        "replay: DMULOGD_SEED={seed:#x} DMULOGD_STEPS={steps} cargo test --release --test model {test} -- --nocapture"
+    ));
     let dir = Scratch::new("model-bin", false);
     let probe = !on_tmpfs(dir.path());
     let mut rng = Rng::new(seed ^ 0xb1_0a3e);
@@ -259,7 +270,14 @@ fn run_binary(test: &str, seed: u64, steps: u64) -> Stats {
                 fail(test, seed, steps, step, &format!("unexpected reply {got:?} (to a dropped datagram?)"), &trace);
             };
             if got != want {
-                fail(test, seed, steps, step, &format!("reply to {}: expected {want:?}, got {got:?}", r.describe()), &trace);
+                fail(
+                    test,
+                    seed,
+                    steps,
+                    step,
+                    &format!("reply to {}: expected {want:?}, got {got:?}", r.describe()),
+                    &trace,
+                );
             }
         }
         if !outstanding.is_empty() {

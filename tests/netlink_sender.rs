@@ -27,7 +27,11 @@ fn connector_socket() -> Option<OwnedFd> {
     a.nl_family = libc::AF_NETLINK as u16;
     // SAFETY: a is a valid sockaddr_nl of the given size.
     let r = unsafe {
-        libc::bind(fd.as_raw_fd(), (&a as *const libc::sockaddr_nl).cast(), std::mem::size_of::<libc::sockaddr_nl>() as u32)
+        libc::bind(
+            fd.as_raw_fd(),
+            (&a as *const libc::sockaddr_nl).cast(),
+            std::mem::size_of::<libc::sockaddr_nl>() as u32,
+        )
     };
     (r == 0).then_some(fd)
 }

@@ -240,7 +240,13 @@ impl Memory {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0)
         };
-        Memory { rss: get("VmRSS:"), anon: get("RssAnon:"), file: get("RssFile:"), shmem: get("RssShmem:"), locked: get("VmLck:") }
+        Memory {
+            rss: get("VmRSS:"),
+            anon: get("RssAnon:"),
+            file: get("RssFile:"),
+            shmem: get("RssShmem:"),
+            locked: get("VmLck:"),
+        }
     }
 }
 
@@ -268,7 +274,8 @@ pub struct Dgram {
 impl Dgram {
     pub fn new(log: &LogId, t: u32, payload: &[u8]) -> Dgram {
         Dgram {
-            bytes: RequestSpec { luid: log.luid, uuid: &log.uuid, version: 3, seq: 0, request_type: t, payload }.encode(),
+            bytes: RequestSpec { luid: log.luid, uuid: &log.uuid, version: 3, seq: 0, request_type: t, payload }
+                .encode(),
         }
     }
     pub fn regions(log: &LogId, t: u32, n: usize) -> Dgram {

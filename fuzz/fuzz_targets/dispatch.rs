@@ -44,7 +44,8 @@ extern "C" fn remove_dir() {
 /// A scratch directory for the log files, removed when libFuzzer exits.
 fn dir() -> &'static PathBuf {
     DIR.get_or_init(|| {
-        let base = if std::path::Path::new("/dev/shm").is_dir() { PathBuf::from("/dev/shm") } else { std::env::temp_dir() };
+        let base =
+            if std::path::Path::new("/dev/shm").is_dir() { PathBuf::from("/dev/shm") } else { std::env::temp_dir() };
         let d = base.join(format!("dmulogd-fuzz-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).unwrap();

@@ -224,7 +224,14 @@ impl Kernel {
 
     pub fn req(&self, d: &mut Daemon, t: u32, payload: &[u8]) -> Reply {
         let seq = d.next_seq();
-        d.request(RequestSpec { luid: self.luid, uuid: &self.uuid, version: self.version, seq, request_type: t, payload })
+        d.request(RequestSpec {
+            luid: self.luid,
+            uuid: &self.uuid,
+            version: self.version,
+            seq,
+            request_type: t,
+            payload,
+        })
     }
 
     /// The CTR of `userspace_ctr()`: no trailing NUL.

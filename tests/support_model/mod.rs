@@ -60,9 +60,24 @@ pub mod t {
 
     pub fn name(t: u32) -> &'static str {
         const N: [&str; 18] = [
-            "?", "CTR", "DTR", "PRESUSPEND", "POSTSUSPEND", "RESUME", "GET_REGION_SIZE", "IS_CLEAN", "IN_SYNC",
-            "FLUSH", "MARK", "CLEAR", "GET_RESYNC_WORK", "SET_REGION_SYNC", "GET_SYNC_COUNT", "STATUS_INFO",
-            "STATUS_TABLE", "IS_REMOTE_RECOVERING",
+            "?",
+            "CTR",
+            "DTR",
+            "PRESUSPEND",
+            "POSTSUSPEND",
+            "RESUME",
+            "GET_REGION_SIZE",
+            "IS_CLEAN",
+            "IN_SYNC",
+            "FLUSH",
+            "MARK",
+            "CLEAR",
+            "GET_RESYNC_WORK",
+            "SET_REGION_SYNC",
+            "GET_SYNC_COUNT",
+            "STATUS_INFO",
+            "STATUS_TABLE",
+            "IS_REMOTE_RECOVERING",
         ];
         N.get((t & 0xff) as usize).copied().unwrap_or("?")
     }
@@ -485,10 +500,7 @@ impl Model {
         if let Some((_, e)) = self.special.iter().find(|(s, _)| s == dev) {
             return Err(*e);
         }
-        self.files
-            .iter()
-            .position(|f| f.path.to_str() == Some(dev) || f.aliases.iter().any(|a| a == dev))
-            .ok_or(ENOENT)
+        self.files.iter().position(|f| f.path.to_str() == Some(dev) || f.aliases.iter().any(|a| a == dev)).ok_or(ENOENT)
     }
 
     pub fn clean(&self, i: usize, r: u64) -> bool {
@@ -949,7 +961,7 @@ impl Drop for Scratch {
 pub fn random_file_image(rng: &mut Rng, len: usize) -> Vec<u8> {
     let mut b = vec![0u8; len];
     match rng.below(7) {
-        0 => {} // all zero: no log
+        0 => {}                  // all zero: no log
         1 => b = rng.bytes(len), // garbage: bad magic
         k => {
             // A log header with a bitmap of random density, some garbage
@@ -1003,9 +1015,7 @@ pub fn page_dirty(file: &std::fs::File, off: u64) -> Option<bool> {
     let mut st = Stat::default();
     // SAFETY: cachestat(fd, &range, &stat, 0) reads `range` and writes
     // `stat`, both live locals of the layout the kernel expects.
-    let r = unsafe {
-        libc::syscall(451, file.as_raw_fd(), &range as *const Range, &mut st as *mut Stat, 0u32)
-    };
+    let r = unsafe { libc::syscall(451, file.as_raw_fd(), &range as *const Range, &mut st as *mut Stat, 0u32) };
     (r == 0).then_some(st.nr_dirty + st.nr_writeback > 0)
 }
 
@@ -1058,7 +1068,8 @@ impl Gen {
     pub fn new(seed: u64) -> Gen {
         let mut rng = Rng::new(seed);
         let n = rng.range(2, 5);
-        let mut uuids: Vec<Vec<u8>> = (0..n).map(|i| format!("LVM-mirror-{i}-{:08x}", rng.next_u64() as u32).into_bytes()).collect();
+        let mut uuids: Vec<Vec<u8>> =
+            (0..n).map(|i| format!("LVM-mirror-{i}-{:08x}", rng.next_u64() as u32).into_bytes()).collect();
         // A 128-byte uuid (the longest the kernel sends) now and then.
         if rng.one_in(3) {
             uuids.push((0..128).map(|i| b"abcdefghijklmnopqrstuvwxyz0123456789"[i % 36]).collect());
@@ -1094,7 +1105,13 @@ impl Gen {
     }
 
     fn ctr_string(&mut self, target_len: u64, kind: &str, dev: Option<&str>, rs: u32, sync: SyncArg) -> String {
-        let sep = |g: &mut Gen| if g.rng.one_in(10) { g.rng.pick(&["  ", "\t", " \t "]).to_string() } else { " ".to_string() };
+        let sep = |g: &mut Gen| {
+            if g.rng.one_in(10) {
+                g.rng.pick(&["  ", "\t", " \t "]).to_string()
+            } else {
+                " ".to_string()
+            }
+        };
         let mut s = target_len.to_string();
         s += &sep(self);
         s += kind;
@@ -1152,7 +1169,8 @@ impl Gen {
 
     /// A constructor string that must be refused (or fail to open).
     fn bad_ctr(&mut self, m: &Model) -> Vec<u8> {
-        let file = m.files.first().map(|f| f.path.to_str().unwrap().to_owned()).unwrap_or_else(|| "/nonexistent".into());
+        let file =
+            m.files.first().map(|f| f.path.to_str().unwrap().to_owned()).unwrap_or_else(|| "/nonexistent".into());
         let s: String = match self.rng.below(22) {
             0 => String::new(),
             1 => "8192".into(),
@@ -1381,7 +1399,8 @@ impl Gen {
                 let cap = m.files[f].capacity();
                 let n = if self.rng.one_in(3) { self.region_count(cap) } else { old.n() };
                 let rs = old.args.region_size;
-                let target = if n == 1 { u64::from(rs) } else { (n - 1) * u64::from(rs) + self.rng.range(1, u64::from(rs)) };
+                let target =
+                    if n == 1 { u64::from(rs) } else { (n - 1) * u64::from(rs) + self.rng.range(1, u64::from(rs)) };
                 let sync = if self.rng.percent(70) { SyncArg::Default } else { old.args.sync };
                 self.ctr_string(target, "disk", Some(dev), rs, sync)
             }
@@ -1430,7 +1449,13 @@ impl Gen {
                 // Wrong sizes for fixed payloads.
                 r.rtype = self.rng.pick(&[t::IS_CLEAN, t::IN_SYNC, t::IS_REMOTE_RECOVERING, t::SET_REGION_SYNC]);
                 let len = self.rng.pick(&[0usize, 4, 7, 9, 15, 16, 17, 24]);
-                let len = if r.rtype == t::SET_REGION_SYNC && len == 16 { 8 } else if len == 8 { 0 } else { len };
+                let len = if r.rtype == t::SET_REGION_SYNC && len == 16 {
+                    8
+                } else if len == 8 {
+                    0
+                } else {
+                    len
+                };
                 r.payload = vec![0; len];
             }
             5 => {
@@ -1445,7 +1470,8 @@ impl Gen {
             6 => r.rtype = self.rng.pick(&[0, 18, 19, 255, 0x100, 0x1200, 0xffff_ff00, u32::MAX]),
             7 => {
                 // High bits of request_type are ignored: still valid.
-                r.rtype = self.rng.pick(&[t::GET_SYNC_COUNT, t::IN_SYNC, t::STATUS_INFO]) | (self.rng.range(1, 0xff_ffff) as u32) << 8;
+                r.rtype = self.rng.pick(&[t::GET_SYNC_COUNT, t::IN_SYNC, t::STATUS_INFO])
+                    | (self.rng.range(1, 0xff_ffff) as u32) << 8;
                 if r.rtype & 0xff == t::IN_SYNC {
                     r.payload = self.region(n).to_ne_bytes().to_vec();
                 }
@@ -1486,7 +1512,13 @@ impl Gen {
             }
             _ => {
                 // Payload on requests that take none: ignored.
-                r.rtype = self.rng.pick(&[t::GET_SYNC_COUNT, t::GET_REGION_SIZE, t::STATUS_INFO, t::PRESUSPEND, t::GET_RESYNC_WORK]);
+                r.rtype = self.rng.pick(&[
+                    t::GET_SYNC_COUNT,
+                    t::GET_REGION_SIZE,
+                    t::STATUS_INFO,
+                    t::PRESUSPEND,
+                    t::GET_RESYNC_WORK,
+                ]);
                 let k = self.rng.range(1, 24) as usize;
                 r.payload = self.rng.bytes(k);
             }
@@ -1568,7 +1600,12 @@ pub fn check_files(model: &Model) -> Result<(), String> {
             let what = if first < 16 {
                 "header".to_string()
             } else if first >= BITMAP_OFFSET {
-                format!("bitmap byte {} (regions {}..{})", first - BITMAP_OFFSET, (first - BITMAP_OFFSET) * 8, (first - BITMAP_OFFSET) * 8 + 8)
+                format!(
+                    "bitmap byte {} (regions {}..{})",
+                    first - BITMAP_OFFSET,
+                    (first - BITMAP_OFFSET) * 8,
+                    (first - BITMAP_OFFSET) * 8 + 8
+                )
             } else {
                 "unused header bytes".to_string()
             };
@@ -1677,10 +1714,7 @@ pub struct InProc {
 impl InProc {
     /// `state`: keep state files in `<run_dir>/state` as the binary does.
     pub fn new(memory_limit: u64, allow_clustered: bool, run_dir: &Path, state: bool) -> InProc {
-        let opts = dmulogd::log::Options {
-            allow_clustered,
-            state_dir: state.then(|| run_dir.join("state")),
-        };
+        let opts = dmulogd::log::Options { allow_clustered, state_dir: state.then(|| run_dir.join("state")) };
         InProc {
             server: Self::server(&opts, memory_limit),
             port: 4321,
