@@ -1,28 +1,26 @@
-//! A bitmap living in a memory mapping: a shared mapping of the log device
-//! (the on-disk clean bitmap) or anonymous memory (core logs, the sync and
-//! recovering bitmaps).
+//! A bitmap living in a memory mapping: anonymous memory (a disk log's
+//! in-memory image, every recovering bitmap, the sync and core clean
+//! bitmaps when there is no state directory) or a shared mapping of a
+//! state file in tmpfs (`crate::state`), which survives a daemon restart.
 //!
 //! Bit order is the kernel's `test_bit_le`: region `i` is bit `i % 8` of
-//! byte `i / 8`, whatever the host's endianness, so the mapped bytes are
-//! exactly the bytes on disk.
+//! byte `i / 8`, whatever the host's endianness, so a bitmap's bytes are
+//! exactly the bytes of the on-disk format (`crate::disk`).
 //!
-//! The mapping remembers which pages had a bit *cleared* since the last
-//! sync, so making marks durable costs one `msync` of those pages, never
-//! of the whole bitmap: flush cost does not grow with the log. Bits that
-//! are *set* are not remembered: in the clean bitmap a set bit is a clear
-//! (a region clean again), which may reach the disk lazily — syncing its
-//! page at every FLUSH would cost a second writeback per write.
+//! A bitmap may sit at an offset inside its mapping, behind a header: the
+//! state files' header, or the 1 KiB on-disk header of a disk log's image,
+//! which keeps the image's bytes at the device's own offsets (so whole
+//! pages of it can be written with direct I/O).
+//!
+//! Nothing here writes a log device: a disk log writes its image
+//! explicitly ([`crate::image`]), never through a mapping, so no page can
+//! reach the device behind the log's back.
 
 use memmap2::{MmapMut, MmapOptions};
 use std::fs::File;
 use std::io;
 
-/// Distinct touched pages remembered one by one; past this the range
-/// between the lowest and highest is synced (only dirty pages in it are
-/// written by the kernel, so this stays cheap).
-const TOUCHED_MAX: usize = 64;
-
-fn page_size() -> usize {
+pub fn page_size() -> usize {
     // SAFETY: sysconf has no memory-safety preconditions.
     let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     usize::try_from(p).ok().filter(|&p| p > 0).unwrap_or(4096)
@@ -34,81 +32,42 @@ pub fn bitmap_bytes(bits: u64) -> Option<u64> {
     bits.checked_add(63).map(|b| b / 64 * 8)
 }
 
-#[derive(Default)]
-struct Touched {
-    pages: Vec<usize>,
-    overflow: bool,
-    lo: usize,
-    hi: usize,
-}
-
-impl Touched {
-    #[inline]
-    fn add(&mut self, page: usize) {
-        if self.pages.last() == Some(&page) {
-            return;
-        }
-        if self.pages.is_empty() && !self.overflow {
-            self.lo = page;
-            self.hi = page;
-        } else {
-            self.lo = self.lo.min(page);
-            self.hi = self.hi.max(page);
-        }
-        if self.overflow || self.pages.contains(&page) {
-            return;
-        }
-        if self.pages.len() == TOUCHED_MAX {
-            self.overflow = true;
-            self.pages.clear();
-        } else {
-            self.pages.push(page);
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.pages.is_empty() && !self.overflow
-    }
-
-    fn reset(&mut self) {
-        self.pages.clear();
-        self.overflow = false;
-    }
-}
-
 pub struct Bitmap {
     map: MmapMut,
     offset: usize,
     bits: u64,
     bytes: usize,
-    page: usize,
+    /// A shared file mapping, registered with [`crate::fault`].
     file_backed: bool,
-    touched: Touched,
 }
 
 impl Bitmap {
     /// A zeroed bitmap in anonymous memory. Pages are allocated on first
     /// write, so large mostly-untouched bitmaps cost little resident memory.
     pub fn anon(bits: u64) -> io::Result<Bitmap> {
-        let bytes = Self::byte_len(bits)?;
-        let map = MmapOptions::new().len(bytes.max(1)).map_anon()?;
-        Ok(Bitmap { map, offset: 0, bits, bytes, page: page_size(), file_backed: false, touched: Touched::default() })
+        Self::anon_image(0, bits, 0)
     }
 
-    /// Maps `offset + bitmap_bytes(bits)` bytes of `file` shared; the
-    /// bitmap starts at `offset`. The caller has checked the file is large
-    /// enough. Returns the bitmap and nothing is read yet.
-    ///
-    /// dmulogd must be the only writer of a live log device: another
-    /// process writing the same blocks would change the bitmap under us
-    /// (this is why file-backed mappings are `unsafe` in memmap2).
+    /// A zeroed bitmap at `offset` of an anonymous, page-aligned mapping of
+    /// at least `len` bytes: a disk log's image, header bytes in front.
+    pub fn anon_image(offset: usize, bits: u64, len: usize) -> io::Result<Bitmap> {
+        let bytes = Self::byte_len(bits)?;
+        let total = (offset + bytes).max(len).max(1);
+        let map = MmapOptions::new().len(total).map_anon()?;
+        Ok(Bitmap { map, offset, bits, bytes, file_backed: false })
+    }
+
+    /// Maps `offset + bitmap_bytes(bits)` bytes of a state file shared; the
+    /// bitmap starts at `offset`. The caller made the file large enough.
     pub fn map_file(file: &File, offset: usize, bits: u64) -> io::Result<Bitmap> {
         let bytes = Self::byte_len(bits)?;
-        // SAFETY: the mapping is MAP_SHARED over a log device this daemon
-        // owns while the log is live (see above); the length is explicit,
-        // so memmap2 never asks the (possibly block) file for its size.
+        // SAFETY: the mapping is MAP_SHARED over a state file in the
+        // daemon's private state directory, which nothing else writes; the
+        // length is explicit and the file was allocated to it. If the file
+        // is truncated anyway, the SIGBUS is survived (crate::fault).
         let map = unsafe { MmapOptions::new().len(offset + bytes).map_mut(file)? };
-        Ok(Bitmap { map, offset, bits, bytes, page: page_size(), file_backed: true, touched: Touched::default() })
+        crate::fault::register(map.as_ptr() as usize, map.len());
+        Ok(Bitmap { map, offset, bits, bytes, file_backed: true })
     }
 
     fn byte_len(bits: u64) -> io::Result<usize> {
@@ -121,20 +80,19 @@ impl Bitmap {
         self.bits
     }
 
-    /// The bitmap's bytes (the on-disk image for a file-backed bitmap).
+    /// The bitmap's bytes, as they are on disk.
     pub fn bytes(&self) -> &[u8] {
         &self.map[self.offset..self.offset + self.bytes]
     }
 
-    /// The bytes in front of the bitmap (the on-disk header), for writing.
-    /// They live in the first page(s), which are recorded as touched.
-    pub fn header_mut(&mut self) -> &mut [u8] {
-        if self.file_backed && self.offset > 0 {
-            for p in 0..=(self.offset - 1) / self.page {
-                self.touched.add(p);
-            }
-        }
-        &mut self.map[..self.offset]
+    /// The whole mapping: header, bitmap and any rounding after it.
+    pub fn image(&self) -> &[u8] {
+        &self.map
+    }
+
+    /// The whole mapping, writable (loading an image, writing a header).
+    pub fn image_mut(&mut self) -> &mut [u8] {
+        &mut self.map
     }
 
     #[inline]
@@ -143,6 +101,12 @@ impl Bitmap {
         // i < bits and bits fit a usize byte count, so i / 8 fits too.
         let byte = usize::try_from(i / 8).expect("bit index fits the mapping");
         (self.offset + byte, 1u8 << (i % 8))
+    }
+
+    /// Offset in the mapping of the byte holding bit `i`.
+    #[inline]
+    pub fn byte_of(&self, i: u64) -> usize {
+        self.locate(i).0
     }
 
     #[inline]
@@ -157,14 +121,8 @@ impl Bitmap {
         let (b, m) = self.locate(i);
         let old = self.map[b];
         let new = if v { old | m } else { old & !m };
-        if new == old {
-            return false;
-        }
         self.map[b] = new;
-        if self.file_backed && !v {
-            self.touched.add(b / self.page);
-        }
-        true
+        new != old
     }
 
     /// Sets bits `[from, to)` to `v` (`to <= bits`).
@@ -177,12 +135,7 @@ impl Bitmap {
         let fill = if v { 0xff } else { 0 };
         while i + 8 <= to {
             let (b, _) = self.locate(i);
-            if self.map[b] != fill {
-                self.map[b] = fill;
-                if self.file_backed && !v {
-                    self.touched.add(b / self.page);
-                }
-            }
+            self.map[b] = fill;
             i += 8;
         }
         while i < to {
@@ -195,17 +148,9 @@ impl Bitmap {
     /// kernel does at resume ("device has shrunk").
     pub fn clear_padding(&mut self) {
         let end = u64::try_from(self.bytes).expect("usize fits u64") * 8;
-        let mut i = self.bits;
-        while i < end {
+        for i in self.bits..end {
             let byte = self.offset + usize::try_from(i / 8).expect("fits");
-            let m = 1u8 << (i % 8);
-            if self.map[byte] & m != 0 {
-                self.map[byte] &= !m;
-                if self.file_backed {
-                    self.touched.add(byte / self.page);
-                }
-            }
-            i += 1;
+            self.map[byte] &= !(1u8 << (i % 8));
         }
     }
 
@@ -239,17 +184,11 @@ impl Bitmap {
         None
     }
 
-    /// Makes this bitmap a copy of `other` (same size).
+    /// Makes this bitmap's bits a copy of `other`'s (same size).
     pub fn copy_from(&mut self, other: &Bitmap) {
         assert_eq!(self.bytes, other.bytes);
         let (o, n) = (self.offset, self.bytes);
         self.map[o..o + n].copy_from_slice(other.bytes());
-        if self.file_backed {
-            let first = o / self.page;
-            let last = (o + n - 1) / self.page;
-            self.touched.add(first);
-            self.touched.add(last);
-        }
     }
 
     /// True when `addr` lies in this bitmap's file mapping.
@@ -258,87 +197,22 @@ impl Bitmap {
         self.file_backed && addr >= start && addr < start + self.map.len()
     }
 
-    pub fn has_touched(&self) -> bool {
-        !self.touched.is_empty()
+    pub fn is_file_backed(&self) -> bool {
+        self.file_backed
     }
+}
 
-    /// Makes every page touched since the last sync durable: `msync(MS_SYNC)`
-    /// per run of pages, which on a block device also flushes its write
-    /// cache (blkdev_fsync). A no-op for anonymous bitmaps.
-    pub fn sync_touched(&mut self) -> io::Result<()> {
-        if !self.file_backed || self.touched.is_empty() {
-            self.touched.reset();
-            return Ok(());
-        }
-        let page = self.page;
-        let len = self.map.len();
-        let mut runs: Vec<(usize, usize)> = Vec::new();
-        if self.touched.overflow {
-            runs.push((self.touched.lo, self.touched.hi));
-        } else {
-            let pages = &mut self.touched.pages;
-            pages.sort_unstable();
-            for &p in pages.iter() {
-                match runs.last_mut() {
-                    Some((_, hi)) if *hi + 1 == p => *hi = p,
-                    _ => runs.push((p, p)),
-                }
-            }
-        }
-        for (lo, hi) in runs {
-            let start = lo * page;
-            let end = ((hi + 1) * page).min(len);
-            // memmap2 checks the range against the mapping before msync.
-            self.map.flush_range(start, end - start)?;
-        }
-        self.touched.reset();
-        Ok(())
-    }
-
-    /// Dirties every touched page again (rewriting one byte in place).
-    /// After a failed writeback the kernel marks the page clean and reports
-    /// the error once, so a plain retry of msync "succeeds" with nothing
-    /// written; this makes the retry a real write.
-    pub fn redirty_touched(&mut self) {
-        if !self.file_backed {
-            return;
-        }
-        let pages: Vec<usize> = if self.touched.overflow {
-            (self.touched.lo..=self.touched.hi).collect()
-        } else {
-            self.touched.pages.clone()
-        };
-        for p in pages {
-            let at = p * self.page;
-            if at < self.map.len() {
-                let byte = &mut self.map[at];
-                // SAFETY: `byte` is a valid, aligned, exclusive reference
-                // into the mapping; volatile keeps the same-value store.
-                unsafe { std::ptr::write_volatile(byte, std::ptr::read_volatile(byte)) };
-            }
-        }
-    }
-
-    /// Makes the whole mapping durable.
-    pub fn sync_all(&mut self) -> io::Result<()> {
+impl Drop for Bitmap {
+    fn drop(&mut self) {
         if self.file_backed {
-            self.map.flush()?;
+            crate::fault::unregister(self.map.as_ptr() as usize);
         }
-        self.touched.reset();
-        Ok(())
-    }
-
-    /// Keeps the mapping resident so later accesses never fault on the
-    /// device (a failing device would otherwise raise SIGBUS). Best effort.
-    pub fn lock_resident(&self) -> io::Result<()> {
-        self.map.lock()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Read;
 
     #[test]
     fn sizes_round_to_64_bits() {
@@ -381,59 +255,26 @@ mod tests {
     }
 
     #[test]
-    fn only_cleared_bits_wait_for_the_next_sync() {
-        let p = std::env::temp_dir().join(format!("dmulogd-lazy-{}", std::process::id()));
+    fn image_keeps_the_bitmap_at_its_device_offset() {
+        let mut b = Bitmap::anon_image(1024, 100, 1536).unwrap();
+        assert_eq!(b.image().len(), 1536);
+        assert_eq!(b.map.as_ptr() as usize % page_size(), 0, "page-aligned for direct I/O");
+        b.put(9, true);
+        assert_eq!(b.image()[1025], 0b10);
+        assert_eq!(b.byte_of(9), 1025);
+    }
+
+    #[test]
+    fn state_file_round_trip() {
+        let p = std::env::temp_dir().join(format!("dmulogd-bitmap-{}", std::process::id()));
         let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&p).unwrap();
-        file.set_len(1024 + 4096 * 4).unwrap();
-        let mut b = Bitmap::map_file(&file, 1024, 8 * 4096 * 3).unwrap();
-        b.put(8 * 4096 * 2, true); // a clear: lazy
-        b.put(3, true);
-        assert!(!b.has_touched());
-        b.put(3, false); // a mark: must be synced
-        assert!(b.has_touched());
-        assert_eq!(b.touched.pages, vec![0]);
+        file.set_len(160 + 16).unwrap();
+        let mut b = Bitmap::map_file(&file, 160, 100).unwrap();
+        assert!(b.is_file_backed() && b.maps_addr(b.map.as_ptr() as usize + 5));
+        b.put(99, true);
+        drop(b);
+        let bytes = std::fs::read(&p).unwrap();
+        assert_eq!(bytes[160 + 12], 0b1000);
         std::fs::remove_file(&p).unwrap();
-    }
-
-    #[test]
-    fn file_round_trip_through_msync() {
-        let dir = std::env::temp_dir().join(format!("dmulogd-bitmap-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("log");
-        let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path).unwrap();
-        file.set_len(1024 + 4096 * 3).unwrap();
-        let bits = 8 * 4096 * 2 + 5;
-        let mut b = Bitmap::map_file(&file, 1024, bits).unwrap();
-        b.put_range(0, bits, true);
-        b.sync_all().unwrap();
-        b.put(0, false);
-        b.put(8 * 4096 + 3, false); // a different page
-        b.put(bits - 1, false);
-        assert!(b.has_touched());
-        b.sync_touched().unwrap();
-        assert!(!b.has_touched());
-        let mut disk = Vec::new();
-        std::fs::File::open(&path).unwrap().read_to_end(&mut disk).unwrap();
-        assert_eq!(disk[1024], 0xfe);
-        assert_eq!(disk[1024 + 4096], !(1u8 << 3));
-        let last = usize::try_from((bits - 1) / 8).unwrap();
-        assert_eq!(disk[1024 + last] & (1 << ((bits - 1) % 8)), 0);
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn touched_pages_overflow_to_a_range() {
-        let mut t = Touched::default();
-        for p in (0..200).rev() {
-            t.add(p * 2);
-        }
-        assert!(t.overflow);
-        assert_eq!((t.lo, t.hi), (0, 398));
-        t.reset();
-        assert!(t.is_empty());
-        t.add(5);
-        t.add(5);
-        t.add(3);
-        assert_eq!(t.pages, vec![5, 3]);
     }
 }

@@ -52,6 +52,9 @@ pub struct ServeOpts {
     pub run_dir: PathBuf,
     /// Testing seam: serve this inherited socket instead of netlink.
     pub transport_fd: Option<i32>,
+    /// Testing seam: every log's legs are these files (comma-separated;
+    /// empty: no legs to flush), instead of the device-mapper tables.
+    pub test_legs: Option<Vec<String>>,
     /// -1 quiet, 0 default, 1.. verbose.
     pub verbosity: i32,
 }
@@ -65,6 +68,7 @@ impl Default for ServeOpts {
             max_memory_mib: 1024,
             run_dir: PathBuf::from("/run/dmulogd"),
             transport_fd: None,
+            test_legs: None,
             verbosity: 0,
         }
     }
@@ -107,6 +111,10 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
             "--transport-fd" => {
                 let v = value(&mut it, a)?;
                 o.transport_fd = Some(v.parse().map_err(|_| format!("--transport-fd: {v:?} is not an fd"))?);
+            }
+            "--test-legs" => {
+                let v = value(&mut it, a)?;
+                o.test_legs = Some(v.split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect());
             }
             "-v" | "--verbose" => o.verbosity += 1,
             "-vv" => o.verbosity += 2,

@@ -14,13 +14,14 @@
 //! Every candidate is checked to really be that block device.
 
 use crate::error::Error;
+use crate::image::BlockIo;
 use crate::sys::cvt;
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -50,6 +51,8 @@ pub struct LogDevice {
     /// Set for block devices: what the CTR reply names for dm_get_device.
     pub devno: Option<(u32, u32)>,
     pub size: u64,
+    /// Logical block size (direct I/O unit) of a block device; 1 for a file.
+    pub block: usize,
 }
 
 /// Parses `MAJ:MIN` (decimal, as dm prints device numbers).
@@ -100,8 +103,8 @@ fn mknod_block(path: &Path, devno: (u32, u32)) -> io::Result<()> {
     cvt(r).map(drop)
 }
 
-/// Opens block device `devno` read-write through the first node found.
-fn open_devno(devno: (u32, u32)) -> Result<(File, String), Error> {
+/// Opens block device `devno` through the first node found.
+pub fn open_devno(devno: (u32, u32), flags: libc::c_int) -> Result<(File, String), Error> {
     let (maj, min) = devno;
     for root in roots() {
         let mut candidates = vec![format!("/dev/block/{maj}:{min}")];
@@ -113,7 +116,7 @@ fn open_devno(devno: (u32, u32)) -> Result<(File, String), Error> {
             }
         }
         for c in candidates {
-            if let Ok((f, shown)) = open_in(root, &c, libc::O_RDWR) {
+            if let Ok((f, shown)) = open_in(root, &c, flags) {
                 if is_devno(&f, devno) {
                     return Ok((f, shown));
                 }
@@ -125,7 +128,7 @@ fn open_devno(devno: (u32, u32)) -> Result<(File, String), Error> {
     std::fs::create_dir_all(NODE_DIR).map_err(|e| Error::io("create", NODE_DIR, e))?;
     let _ = std::fs::remove_file(&private);
     mknod_block(&private, devno).map_err(|e| Error::io("mknod", &shown, e))?;
-    let (f, shown) = open_in(Root::Own, &shown, libc::O_RDWR).map_err(|e| Error::io("open", &shown, e))?;
+    let (f, shown) = open_in(Root::Own, &shown, flags).map_err(|e| Error::io("open", &shown, e))?;
     if !is_devno(&f, devno) {
         return Err(Error::BadArgument(format!("{shown} is not block device {maj}:{min}")));
     }
@@ -149,9 +152,15 @@ fn open_path(arg: &str) -> Result<(File, String), Error> {
 /// Opens the log device named by `arg` read-write, without O_EXCL: the
 /// kernel itself claims the device through dm_get_device once our CTR reply
 /// names it, and two tables (live and inactive) may share one log device.
+///
+/// A block device is switched to `O_DIRECT`: the kernel's own `disk` log
+/// reads and writes it with dm-io, past the page cache, and the cache
+/// outlives any one opener while a live table holds the device open, so
+/// only direct I/O sees what is really there (and leaves nothing cached
+/// to be written back later). A regular file's page cache is the file.
 pub fn open(arg: &str) -> Result<LogDevice, Error> {
     let (mut file, shown) = match parse_devno(arg) {
-        Some(devno) => open_devno(devno)?,
+        Some(devno) => open_devno(devno, libc::O_RDWR)?,
         None => open_path(arg)?,
     };
     let meta = file.metadata().map_err(|e| Error::io("stat", &shown, e))?;
@@ -164,11 +173,59 @@ pub fn open(arg: &str) -> Result<LogDevice, Error> {
         return Err(Error::BadArgument(format!("log device {arg}: not a block device or regular file")));
     };
     let size = file.seek(SeekFrom::End(0)).map_err(|e| Error::io("size", &shown, e))?;
+    let block = match devno {
+        Some(_) => {
+            set_direct(&file).map_err(|e| Error::io("O_DIRECT on", &shown, e))?;
+            logical_block_size(&file).map_err(|e| Error::io("block size of", &shown, e))?
+        }
+        None => 1,
+    };
     let name = match devno {
         Some((a, b)) => format!("{a}:{b}"),
         None => arg.to_owned(),
     };
-    Ok(LogDevice { file, path: PathBuf::from(shown), name, devno, size })
+    Ok(LogDevice { file, path: PathBuf::from(shown), name, devno, size, block })
+}
+
+fn set_direct(f: &File) -> io::Result<()> {
+    // SAFETY: fcntl on a descriptor we own; no memory is passed.
+    let flags = cvt(unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GETFL) })?;
+    // SAFETY: as above.
+    cvt(unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETFL, flags | libc::O_DIRECT) }).map(drop)
+}
+
+/// `BLKSSZGET`: the smallest unit direct I/O may address on the device.
+fn logical_block_size(f: &File) -> io::Result<usize> {
+    let mut size: libc::c_int = 0;
+    // SAFETY: BLKSSZGET writes one int through the pointer, which is valid.
+    cvt(unsafe { libc::ioctl(f.as_raw_fd(), libc::_IO(0x12, 104), &mut size) })?;
+    usize::try_from(size).ok().filter(|&s| s > 0).ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+impl LogDevice {
+    /// Bytes of the log on this device (header + bitmap of `regions`),
+    /// rounded up to the logical block size as dm-log.c sizes its buffer.
+    pub fn image_len(&self, regions: u64) -> Option<u64> {
+        let b = self.block as u64;
+        crate::disk::device_bytes(regions)?.checked_add(b - 1).map(|n| n / b * b)
+    }
+}
+
+impl BlockIo for LogDevice {
+    fn read_at(&mut self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.file.read_exact_at(buf, offset)
+    }
+
+    fn write_at(&mut self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.file.write_all_at(buf, offset)
+    }
+
+    /// fdatasync: on a block device, blkdev_fsync flushes the device's
+    /// volatile write cache (and, with direct writes, there is nothing in
+    /// the page cache to write first).
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.sync_data()
+    }
 }
 
 #[cfg(test)]

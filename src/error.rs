@@ -23,8 +23,10 @@ pub enum Error {
     BadPayload { request: &'static str, size: usize },
     /// A region index at or past `region_count`.
     BadRegion { region: u64, count: u64 },
-    /// A disk log was asked to touch its bitmap before its first RESUME.
-    NotResumed,
+    /// A disk log was asked for its bitmap before a RESUME loaded it: its
+    /// first RESUME was lost. -ESRCH makes the kernel reconnect (CTR +
+    /// RESUME) and retry, as for an unknown log.
+    NotLoaded,
     /// The log needs more memory than the daemon may use.
     NoMemory { needed: u64, left: u64 },
     /// Opening, sizing, reading or syncing the log device failed.
@@ -39,14 +41,13 @@ impl Error {
     /// The negative errno sent back to the kernel for this error.
     pub fn errno(&self) -> i32 {
         -match self {
-            Error::UnknownLog => libc::ESRCH,
+            Error::UnknownLog | Error::NotLoaded => libc::ESRCH,
             Error::Exists => libc::EEXIST,
             Error::BadArgument(_)
             | Error::Unsupported(_)
             | Error::UnknownRequest(_)
             | Error::BadPayload { .. }
-            | Error::BadRegion { .. }
-            | Error::NotResumed => libc::EINVAL,
+            | Error::BadRegion { .. } => libc::EINVAL,
             Error::NoMemory { .. } => libc::ENOMEM,
             Error::Io { source, .. } => match source.raw_os_error() {
                 Some(e) if e > 0 => e,
@@ -70,7 +71,7 @@ impl fmt::Display for Error {
             Error::BadRegion { region, count } => {
                 write!(f, "region {region} out of range (log has {count} regions)")
             }
-            Error::NotResumed => write!(f, "disk log not resumed yet"),
+            Error::NotLoaded => write!(f, "disk log never resumed (its RESUME was lost): asking for a reconnect"),
             Error::NoMemory { needed, left } => {
                 write!(f, "log needs {needed} bytes of bitmap memory, {left} left (see --max-memory)")
             }

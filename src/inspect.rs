@@ -1,12 +1,14 @@
 //! `dmulogd inspect PATH`: what a log device or file holds, read with
-//! plain reads (never mapped, never written), for the kernel's `disk` log
+//! plain reads (never mapped, never written, direct I/O on a device), for the kernel's `disk` log
 //! and dmulogd alike since they share the format.
 
 use crate::bitmap::bitmap_bytes;
 use crate::disk::{Header, BITMAP_OFFSET, HEADER_LEN};
 use std::fmt::Write as _;
+use memmap2::MmapOptions;
 use std::fs::File;
-use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileExt, FileTypeExt};
 use std::path::Path;
 
 /// Ranges printed before "…and N more".
@@ -70,30 +72,48 @@ pub fn describe(name: &str, image: &[u8]) -> Report {
     Report { text: t, valid: true }
 }
 
-/// Reads the header, then as much bitmap as it claims.
+/// Reads the header, then as much bitmap as it claims. A block device is
+/// read with `O_DIRECT`: the kernel's `disk` log writes past the page
+/// cache, which may hold stale pages as long as a live table keeps the
+/// device open.
 pub fn inspect(path: &Path) -> std::io::Result<Report> {
-    let mut f = File::open(path)?;
-    let mut image = vec![0u8; BITMAP_OFFSET];
-    let n = read_full(&mut f, &mut image)?;
-    image.truncate(n);
+    let f = File::open(path)?;
+    let block = f.metadata()?.file_type().is_block_device();
+    if block {
+        // SAFETY: fcntl on a descriptor we own; no memory is passed.
+        let flags = crate::sys::cvt(unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GETFL) })?;
+        // SAFETY: as above.
+        crate::sys::cvt(unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETFL, flags | libc::O_DIRECT) })?;
+    }
+    // Direct I/O wants aligned buffers and lengths: read whole 64 KiB units
+    // into page-aligned anonymous memory.
+    const UNIT: usize = 64 << 10;
+    let mut image = MmapOptions::new().len(UNIT).map_anon()?;
+    let n = read_full(&f, &mut image, 0)?;
+    let mut len = n;
     if n >= HEADER_LEN {
         if let Ok(Some(nr)) = Header::from_disk(&image[..HEADER_LEN]).validate() {
             let want = bitmap_bytes(nr).and_then(|b| usize::try_from(b).ok()).unwrap_or(0).min(1 << 30);
-            let mut bm = vec![0u8; want];
-            let got = read_full(&mut f, &mut bm)?;
-            bm.truncate(got);
-            image.extend_from_slice(&bm);
+            let total = (BITMAP_OFFSET + want).div_ceil(UNIT) * UNIT;
+            if total > UNIT && n == UNIT {
+                let mut all = MmapOptions::new().len(total).map_anon()?;
+                all[..UNIT].copy_from_slice(&image[..]);
+                len = UNIT + read_full(&f, &mut all[UNIT..], UNIT as u64)?;
+                image = all;
+            }
         }
     }
-    Ok(describe(&path.display().to_string(), &image))
+    Ok(describe(&path.display().to_string(), &image[..len]))
 }
 
-fn read_full(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+fn read_full(f: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
-        match f.read(&mut buf[n..])? {
-            0 => break,
-            k => n += k,
+        match f.read_at(&mut buf[n..], offset + n as u64) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
     Ok(n)

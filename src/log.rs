@@ -1,148 +1,46 @@
 //! One dirty log: the state machine behind every request, with the
 //! semantics of the kernel's `core` and `disk` logs (drivers/md/dm-log.c).
+//! It makes no syscall itself: a disk log reaches its device and the
+//! mirror's legs through the [`BlockIo`] and [`Legs`] it is given
+//! ([`crate::open`] builds them), and state files are plain memory here.
 //!
-//! State per log: the `clean` bitmap (1 = clean; for a disk log this *is*
-//! the on-disk bitmap, mapped shared), the `sync` bitmap (1 = in sync), the
-//! `recovering` bitmap, the `sync_search` cursor, an exact `sync_count`,
-//! the `touched_dirtied` / `touched_cleaned` flags and the device health.
+//! State per log: the `sync` bitmap (1 = in sync), the `recovering`
+//! bitmap, the `sync_search` cursor, an exact `sync_count`, and its
+//! [`Backing`]: a core log's clean bitmap, or a disk log's image of its
+//! device ([`DiskImage`]) with the device, the legs and the health.
 //!
-//! Durability rule (dm-log.c `disk_flush`): a FLUSH that follows any MARK
-//! makes the marked bits durable on the log device before it is answered,
-//! because the kernel starts writing to the legs as soon as it has the
-//! reply; a crash then leaves the region dirty and it is resynced. Clears
-//! may reach the disk lazily: a region that is cleared is in sync on every
-//! leg, so finding it dirty after a crash only costs a needless resync.
-//! A log whose device cannot be read is treated as entirely out of sync.
+//! Durability (dm-log.c `disk_flush`): a FLUSH that follows a MARK makes
+//! the marked bits durable on the log device before it is answered,
+//! because the kernel writes to the legs as soon as it has the reply; a
+//! crash then leaves the region dirty and it is resynced. A clean bit is
+//! written only after the mirror's legs were flushed, so a region never
+//! reads clean on the device before its data is on stable media on every
+//! leg; it is written at the next FLUSH, by the loop's timer when no FLUSH
+//! comes ([`Log::write_clears`]), or at POSTSUSPEND. A log whose device
+//! cannot be read is treated as entirely out of sync.
 
-use crate::bitmap::{bitmap_bytes, Bitmap};
-use crate::device::{self, LogDevice};
-use crate::disk::{self, Header, BITMAP_OFFSET};
+use crate::args::{LogArgs, SyncMode};
+use crate::bitmap::Bitmap;
+use crate::disk::{self, Header};
+use crate::dm::Legs;
 use crate::error::Error;
-use crate::state;
+use crate::image::{BlockIo, DiskImage, WriteError};
 use log::warn;
-use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
+use std::io;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SyncMode {
-    /// No argument: trust the on-disk bitmap (a core log starts unsynced).
-    Default,
-    /// `sync`: a new log, every region out of sync (full resync).
-    Sync,
-    /// `nosync`: a new log, every region in sync (no initial resync).
-    NoSync,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LogArgs {
-    pub target_len: u64,
-    /// As written in the table: core, disk, clustered-core, clustered-disk.
-    pub type_name: String,
-    /// The log device argument of a disk log, as given.
-    pub device: Option<String>,
-    pub region_size: u32,
-    pub sync: SyncMode,
-    pub region_count: u64,
-}
-
-/// Daemon-wide settings that shape how logs are built.
-#[derive(Clone, Debug, Default)]
-pub struct Options {
-    /// Serve clustered-core / clustered-disk as single-node logs.
-    pub allow_clustered: bool,
-    /// Where sync state survives a daemon restart ([`crate::state`]),
-    /// opened once by the registry; None keeps it in memory only.
-    pub state_dir: Option<PathBuf>,
-}
-
-impl LogArgs {
-    /// Parses the CTR payload: `"<target sectors> <type> <args...>"`, the
-    /// uuid and `integrated_flush` already stripped by the kernel. The
-    /// payload may or may not end in NUL; anything after a NUL is ignored.
-    pub fn parse(payload: &[u8], opts: &Options) -> Result<LogArgs, Error> {
-        let end = payload.iter().position(|&b| b == 0).unwrap_or(payload.len());
-        let text = std::str::from_utf8(&payload[..end])
-            .map_err(|_| Error::BadArgument("constructor string is not text".into()))?;
-        let words: Vec<&str> = text.split_ascii_whitespace().collect();
-        let bad = |what: String| Error::BadArgument(what);
-        let (len, kind) = match words.as_slice() {
-            [len, kind, ..] => (*len, *kind),
-            _ => return Err(bad(format!("constructor string {text:?} has no target length and log type"))),
-        };
-        let target_len: u64 =
-            len.parse().ok().filter(|&n| n > 0).ok_or_else(|| bad(format!("target length {len:?}")))?;
-        let disk = match kind {
-            "core" => false,
-            "disk" => true,
-            "clustered-core" | "clustered-disk" if opts.allow_clustered => kind == "clustered-disk",
-            "clustered-core" | "clustered-disk" => {
-                return Err(Error::Unsupported(format!(
-                    "log type {kind} needs a cluster log server (cmirrord); dmulogd is single-node \
-                     (start it with --allow-clustered to serve it as a local log)"
-                )))
-            }
-            other => return Err(Error::Unsupported(format!("log type {other:?}"))),
-        };
-        let args = &words[2..];
-        let want = if disk { 2 } else { 1 };
-        if args.len() < want || args.len() > want + 1 {
-            let shape = if disk { "<log_dev> <region_size> [sync|nosync]" } else { "<region_size> [sync|nosync]" };
-            return Err(bad(format!("{kind} takes {shape}, got {:?}", args.join(" "))));
-        }
-        let device = disk.then(|| args[0].to_owned());
-        let rs = args[want - 1];
-        let region_size: u32 =
-            rs.parse().ok().filter(|&r: &u32| r >= 2 && r.is_power_of_two() && u64::from(r) <= target_len).ok_or_else(
-                || {
-                    bad(format!(
-                        "region size {rs:?} (a power of two, at least 2 and at most the target length {target_len})"
-                    ))
-                },
-            )?;
-        let sync = match args.get(want) {
-            None => SyncMode::Default,
-            Some(&"sync") => SyncMode::Sync,
-            Some(&"nosync") => SyncMode::NoSync,
-            Some(other) => return Err(bad(format!("sync argument {other:?} (sync or nosync)"))),
-        };
-        let region_count = target_len.div_ceil(u64::from(region_size));
-        Ok(LogArgs { target_len, type_name: kind.to_owned(), device, region_size, sync, region_count })
-    }
-
-    pub fn is_disk(&self) -> bool {
-        self.device.is_some()
-    }
-
-    /// Anonymous bitmap memory this log needs (clean for core logs, sync,
-    /// recovering), for the daemon's memory limit.
-    pub fn memory_bytes(&self) -> u64 {
-        let one = bitmap_bytes(self.region_count).unwrap_or(u64::MAX);
-        let n = if self.is_disk() { 2 } else { 3 };
-        one.saturating_mul(n)
-    }
-
-    fn sync_word(&self) -> &'static str {
-        match self.sync {
-            SyncMode::Default => "",
-            SyncMode::Sync => "sync ",
-            SyncMode::NoSync => "nosync ",
-        }
-    }
-}
-
-/// Health of a disk log's device, as the `disk` log reports it.
+/// Health of a disk log's device, as dm-log.c's status reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Health {
     /// `A`: alive.
     Alive,
-    /// `D`: the device failed a read or write.
+    /// `D`: reading or writing the bitmap failed.
     Failed,
-    /// `F`: making the bitmap durable failed.
+    /// `F`: flushing the device's write cache failed (shown over `D`).
     FlushFailed,
 }
 
 impl Health {
-    fn letter(self) -> char {
+    pub fn letter(self) -> char {
         match self {
             Health::Alive => 'A',
             Health::Failed => 'D',
@@ -151,21 +49,106 @@ impl Health {
     }
 }
 
+/// What the first RESUME may assume, from how the log was made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Prior {
+    /// A table's CTR, or the kernel's reconnect CTR for a log the previous
+    /// daemon never resumed: an activation, where the sync word applies.
+    New,
+    /// A reconnect CTR for a log the previous daemon had resumed (its state
+    /// file says so): the mirror is live, its device holds its marks and
+    /// the state file its sync bitmap, whatever the sync word says.
+    Live,
+    /// A reconnect CTR with no state file to tell: the device's bitmap is
+    /// loaded (what a live mirror needs) unless `sync` asks for a new log.
+    Unknown,
+}
+
+/// Where a log's clean bits live.
+pub enum Backing {
+    /// `core`: in memory (a state file when there is one).
+    Core { clean: Bitmap },
+    /// `disk`: on a log device.
+    Disk(Box<Disk>),
+}
+
+pub struct Disk {
+    /// `MAJ:MIN` of a block device, else the path as given.
+    pub name: String,
+    pub devno: Option<(u32, u32)>,
+    image: DiskImage,
+    /// Opened at the first RESUME: the CTR of a table that never goes live
+    /// (its load failed after our CTR, and no DTR comes) pins nothing.
+    io: Option<Box<dyn BlockIo>>,
+    /// None: not found; clean bits then stay in memory.
+    legs: Option<Box<dyn Legs>>,
+    /// The bitmap was read by a RESUME.
+    loaded: bool,
+    health: Health,
+    /// A leg flush failed and was reported; cleared when one succeeds.
+    legs_failed: bool,
+}
+
+impl Disk {
+    pub fn new(name: String, devno: Option<(u32, u32)>, image: DiskImage) -> Disk {
+        Disk { name, devno, image, io: None, legs: None, loaded: false, health: Health::Alive, legs_failed: false }
+    }
+
+    /// Flushes the legs when clean bits wait; true when they may be written.
+    fn flush_legs(&mut self) -> bool {
+        let Some(legs) = self.legs.as_mut() else { return false };
+        match legs.flush() {
+            Ok(()) => {
+                self.legs_failed = false;
+                true
+            }
+            Err(e) => {
+                if !std::mem::replace(&mut self.legs_failed, true) {
+                    warn!("{}: {e}; clean bits stay in memory until a leg flush succeeds", self.name);
+                }
+                false
+            }
+        }
+    }
+
+    /// Writes what is pending (see [`DiskImage::write_pending`]).
+    fn write(&mut self) -> Result<(), Error> {
+        let legs_flushed = self.image.has_clears() && self.flush_legs();
+        let Some(io) = self.io.as_mut() else {
+            return Err(Error::io("write", &self.name, io::Error::from_raw_os_error(libc::EIO)));
+        };
+        match self.image.write_pending(io.as_mut(), legs_flushed) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.failed(e)),
+        }
+    }
+
+    fn failed(&mut self, e: WriteError) -> Error {
+        match e {
+            WriteError::Write(e) => {
+                if self.health == Health::Alive {
+                    self.health = Health::Failed;
+                }
+                Error::io("write", &self.name, e)
+            }
+            WriteError::Flush(e) => {
+                self.health = Health::FlushFailed;
+                Error::io("flush", &self.name, e)
+            }
+        }
+    }
+}
+
 pub struct Log {
     pub uuid: Box<[u8]>,
     pub luid: u64,
     pub args: LogArgs,
-    clean: Bitmap,
+    backing: Backing,
     sync: Bitmap,
     recovering: Bitmap,
-    dev: Option<LogDevice>,
-    /// The clean bitmap was replaced by memory after the device failed to
-    /// read: nothing may touch the mapping again, every flush fails.
-    detached: bool,
     /// RESUMEd and not suspended since.
     resumed: bool,
-    /// The clean bitmap has been loaded (disk logs: by the first RESUME).
-    loaded: bool,
+    prior: Prior,
     sync_search: u64,
     sync_count: u64,
     /// Every region below this is in sync (a lower bound, advanced lazily),
@@ -173,16 +156,8 @@ pub struct Log {
     low_unsynced: u64,
     /// Last region handed out by GET_RESYNC_WORK (see there).
     last_work: Option<u64>,
-    touched_dirtied: bool,
-    touched_cleaned: bool,
-    health: Health,
-    /// Built by the kernel's reconnect CTR (after -ESRCH): the mirror is
-    /// live and its state is on the log device, whatever sync word the
-    /// table carries.
-    reconnect: bool,
-    /// The sync bitmap came back from the previous daemon's state file: the
-    /// first RESUME keeps it instead of rebuilding it from the clean bits.
-    sync_restored: bool,
+    /// A MARK since the last FLUSH (core logs: nothing else to track).
+    touched: bool,
 }
 
 fn check_region(r: u64, count: u64) -> Result<u64, Error> {
@@ -194,104 +169,25 @@ fn check_region(r: u64, count: u64) -> Result<u64, Error> {
 }
 
 impl Log {
-    /// CTR: builds the log. A disk log's device is opened, size-checked and
-    /// mapped here, but its contents are read only at RESUME: the inactive
-    /// table's log may share the device with the live one.
-    ///
-    /// `reconnect` is set for the CTR the kernel sends after -ESRCH (a
-    /// daemon restart). That RESUME continues a running mirror rather than
-    /// activating one, so it loads the on-disk bitmap even under `sync` or
-    /// `nosync`: with `nosync`, starting a new (all clean) log would forget
-    /// regions the kernel still holds marked dirty and will not mark again,
-    /// and a power cut would then leave them unsynced.
-    pub fn create(
-        uuid: &[u8],
-        luid: u64,
-        args: LogArgs,
-        reconnect: bool,
-        state_dir: Option<&state::StateDir>,
-    ) -> Result<Log, Error> {
-        let n = args.region_count;
-        let nomem = |e: std::io::Error| Error::io("allocate bitmap for", "log", e);
-        // A bitmap in the state directory when there is one, else memory.
-        let stored = |kind: state::Kind| -> Option<state::Stored> {
-            let dir = state_dir?;
-            state::open(dir, uuid, luid, kind, n, reconnect)
-                .map_err(|e| {
-                    warn!("state file in {}: {e}; keeping this log's state in memory only", dir.path().display())
-                })
-                .ok()
-        };
-        let (clean, dev) = match &args.device {
-            None => {
-                let (mut c, restored) = match stored(state::Kind::Clean) {
-                    Some(st) => (st.bitmap, st.restored),
-                    None => (Bitmap::anon(n).map_err(nomem)?, false),
-                };
-                if !restored {
-                    c.put_range(0, n, true);
-                }
-                (c, None)
-            }
-            Some(name) => {
-                let dev = device::open(name)?;
-                let need = disk::device_bytes(n).unwrap_or(u64::MAX);
-                if dev.size < need {
-                    return Err(Error::BadArgument(format!(
-                        "log device {name} is too small: {n} regions need {need} bytes, it has {}",
-                        dev.size
-                    )));
-                }
-                let map = Bitmap::map_file(&dev.file, BITMAP_OFFSET, n)
-                    .map_err(|e| Error::io("map", &dev.path.display().to_string(), e))?;
-                (map, Some(dev))
-            }
-        };
-        let (mut sync, sync_restored) = match stored(state::Kind::Sync) {
-            Some(st) => (st.bitmap, st.restored),
-            None => (Bitmap::anon(n).map_err(nomem)?, false),
-        };
-        let sync_count = if sync_restored {
-            sync.count_ones()
-        } else if args.sync == SyncMode::NoSync {
-            sync.put_range(0, n, true);
-            n
-        } else {
-            sync.put_range(0, n, false);
-            0
-        };
-        if sync_restored {
-            log::info!(
-                "log {}/{luid:#x}: sync state restored from the previous daemon ({sync_count}/{n} in sync)",
-                String::from_utf8_lossy(uuid)
-            );
-        }
-        Ok(Log {
+    /// CTR: a log over bitmaps made by [`crate::open`]. `sync` holds the
+    /// initial sync bits (restored from a state file for `Prior::Live`).
+    pub fn new(uuid: &[u8], luid: u64, args: LogArgs, backing: Backing, sync: Bitmap, recovering: Bitmap, prior: Prior) -> Log {
+        let sync_count = sync.count_ones();
+        Log {
             uuid: uuid.into(),
             luid,
-            recovering: Bitmap::anon(n).map_err(nomem)?,
-            // A reconnect log's device holds the live bitmap already (its
-            // page cache is what the previous daemon mapped), and other
-            // kernel contexts may send MARK/CLEAR between this CTR and the
-            // RESUME that follows it: serve them. A fresh disk log's device
-            // may still belong to the live table: not before RESUME.
-            loaded: dev.is_none() || reconnect,
-            clean,
+            args,
+            backing,
             sync,
-            dev,
-            detached: false,
+            recovering,
             resumed: false,
+            prior,
             sync_search: 0,
             sync_count,
             low_unsynced: 0,
             last_work: None,
-            touched_dirtied: false,
-            touched_cleaned: false,
-            health: Health::Alive,
-            reconnect,
-            sync_restored,
-            args,
-        })
+            touched: false,
+        }
     }
 
     pub fn region_count(&self) -> u64 {
@@ -300,33 +196,90 @@ impl Log {
 
     /// `MAJ:MIN` of a block log device: what the CTR reply names.
     pub fn device_number(&self) -> Option<String> {
-        let (a, b) = self.dev.as_ref()?.devno?;
-        Some(format!("{a}:{b}"))
+        match &self.backing {
+            Backing::Disk(d) => d.devno.map(|(a, b)| format!("{a}:{b}")),
+            Backing::Core { .. } => None,
+        }
     }
 
     pub fn health(&self) -> Health {
-        self.health
+        match &self.backing {
+            Backing::Disk(d) => d.health,
+            Backing::Core { .. } => Health::Alive,
+        }
     }
 
     pub fn is_resumed(&self) -> bool {
         self.resumed
     }
 
-    /// The on-disk bitmap bytes (tests and SIGUSR1 summaries).
-    pub fn clean_bytes(&self) -> &[u8] {
-        self.clean.bytes()
+    /// A disk log whose bitmap no RESUME has read yet.
+    fn unloaded(&self) -> bool {
+        matches!(&self.backing, Backing::Disk(d) if !d.loaded)
     }
 
-    fn dev_name(&self) -> String {
-        self.dev.as_ref().map(|d| d.path.display().to_string()).unwrap_or_default()
+    /// The kernel asks this only of a live log. A disk log that was never
+    /// loaded then lost its first RESUME (`userspace_resume` does not
+    /// reconnect when the server was missing or its queue full): -ESRCH
+    /// makes the kernel reconnect (CTR + RESUME) and retry, which loads it.
+    fn need_loaded(&self) -> Result<(), Error> {
+        if self.unloaded() {
+            Err(Error::NotLoaded)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// A disk log that has no device or legs yet: [`Log::attach`] them
+    /// before its RESUME.
+    pub fn wants_attachment(&self) -> bool {
+        matches!(&self.backing, Backing::Disk(d) if d.io.is_none() || d.legs.is_none())
+    }
+
+    pub fn has_device(&self) -> bool {
+        matches!(&self.backing, Backing::Disk(d) if d.io.is_some())
+    }
+
+    pub fn has_legs(&self) -> bool {
+        matches!(&self.backing, Backing::Disk(d) if d.legs.is_some())
+    }
+
+    /// Gives a disk log its device and (when found) the mirror's legs.
+    pub fn attach(&mut self, io: Option<Box<dyn BlockIo>>, legs: Option<Box<dyn Legs>>) {
+        if let Backing::Disk(d) = &mut self.backing {
+            if d.io.is_none() {
+                d.io = io;
+            }
+            if d.legs.is_none() {
+                d.legs = legs;
+            }
+        }
+    }
+
+    /// The clean bits the kernel is answered from.
+    pub fn clean_bits(&self) -> &Bitmap {
+        match &self.backing {
+            Backing::Core { clean } => clean,
+            Backing::Disk(d) => d.image.bits(),
+        }
+    }
+
+    /// The bytes of a disk log's image as last written to (or read from)
+    /// its device.
+    pub fn disk_image(&self) -> Option<&[u8]> {
+        match &self.backing {
+            Backing::Disk(d) => Some(d.image.on_disk()),
+            Backing::Core { .. } => None,
+        }
     }
 
     /// RESUME. Core: rewind the resync cursor. Disk: load the bitmap as
-    /// dm-log.c `disk_resume` does — a missing or foreign header, or an
-    /// explicit `sync`/`nosync`, means a new log; regions past the on-disk
-    /// count are dirty (clean with `nosync`); clean is copied to sync; the
-    /// header and bitmap are written back and made durable. A second
-    /// RESUME without a suspend in between is a no-op (the kernel resends).
+    /// dm-log.c `disk_resume` does, at every resume — a missing or foreign
+    /// header, or `sync`/`nosync`, means a new log; regions past the
+    /// on-disk count are dirty (clean with `nosync`); clean is copied to
+    /// sync; header and bitmap are written back and flushed. The first
+    /// RESUME of a log the kernel reconnected follows [`Prior`] instead.
+    /// A second RESUME without a suspend in between is a no-op (a resend).
     pub fn resume(&mut self) -> Result<(), Error> {
         if self.resumed {
             return Ok(());
@@ -334,169 +287,52 @@ impl Log {
         self.sync_search = 0;
         self.low_unsynced = 0;
         self.last_work = None;
-        self.recovering.put_range(0, self.region_count(), false);
-        if self.dev.is_none() {
-            self.resumed = true;
-            return Ok(());
-        }
+        self.touched = false;
         let n = self.region_count();
-        let on_disk = if self.detached { None } else { self.read_header() };
-        let nr = match on_disk {
-            None => 0,
-            Some(_) if self.args.sync != SyncMode::Default && !self.reconnect => 0,
-            Some(h) => match h.validate() {
-                Ok(Some(nr)) => nr,
-                Ok(None) => 0,
-                Err(v) => {
-                    warn!(
-                        "{}: incompatible disk log version {v}; treating every region as out of sync",
-                        self.dev_name()
-                    );
-                    self.health = Health::Failed;
-                    0
+        self.recovering.put_range(0, n, false);
+        let prior = std::mem::replace(&mut self.prior, Prior::New);
+        let result = match &mut self.backing {
+            Backing::Core { .. } => Ok(()),
+            Backing::Disk(d) => {
+                let r = resume_disk(d, &self.args, prior, n);
+                if prior != Prior::Live {
+                    self.sync.copy_from(d.image.bits());
                 }
-            },
+                self.sync_count = self.sync.count_ones();
+                r
+            }
         };
-        if nr < n {
-            self.clean.put_range(nr, n, self.args.sync == SyncMode::NoSync);
-        }
-        self.clean.clear_padding();
-        if !std::mem::take(&mut self.sync_restored) {
-            self.sync.copy_from(&self.clean);
-        }
-        self.sync_count = self.sync.count_ones();
-        self.loaded = true;
         self.resumed = true;
-        if self.detached {
-            return Err(Error::io("read", &self.dev_name(), std::io::Error::from_raw_os_error(libc::EIO)));
-        }
-        self.clean.header_mut()[..disk::HEADER_LEN].copy_from_slice(&Header::new(n).to_disk());
-        if let Err(e) = self.clean.sync_all() {
-            self.health = Health::FlushFailed;
-            return Err(Error::io("write header of", &self.dev_name(), e));
-        }
-        if let Err(e) = self.clean.lock_resident() {
-            log::debug!("{}: cannot lock the bitmap in memory ({e}); continuing", self.dev_name());
-        }
-        self.touched_dirtied = false;
-        self.touched_cleaned = false;
-        Ok(())
+        crate::state::mark_resumed(&mut self.sync);
+        result
     }
 
-    /// Reads header and bitmap with pread first: an unreadable device then
-    /// fails here with EIO instead of raising SIGBUS on a mapped access.
-    /// On failure the clean bitmap is detached into memory.
-    fn read_header(&mut self) -> Option<Header> {
-        let dev = self.dev.as_ref().expect("disk log");
-        let total = BITMAP_OFFSET + self.clean.bytes().len();
-        let mut buf = vec![0u8; total.min(1 << 16)];
-        let mut off = 0usize;
-        let mut header = None;
-        while off < total {
-            let len = buf.len().min(total - off);
-            if let Err(e) = dev.file.read_exact_at(&mut buf[..len], off as u64) {
-                warn!("{}: cannot read the log ({e}); every region is out of sync", dev.path.display());
-                self.health = Health::Failed;
-                self.detach();
-                return None;
-            }
-            if off == 0 {
-                header = Some(Header::from_disk(&buf[..disk::HEADER_LEN]));
-            }
-            off += len;
-        }
-        header
-    }
-
-    /// Replaces the mapped bitmap with anonymous memory holding the same
-    /// bits (all dirty if they could not be read).
-    fn detach(&mut self) {
-        if self.detached {
-            return;
-        }
-        if let Ok(mut mem) = Bitmap::anon(self.region_count()) {
-            if self.loaded {
-                mem.copy_from(&self.clean);
-            }
-            self.clean = mem;
-            self.detached = true;
-        }
-    }
-
-    /// Called after a SIGBUS at `addr` was survived (see [`crate::fault`]):
-    /// if the address is in this log's mapping, the device is gone or
-    /// unreadable — keep the bits (zeroed pages read as dirty) in memory and
-    /// fail the log. True when the fault was this log's.
-    pub fn on_fault(&mut self, addr: usize) -> bool {
-        if !self.clean.maps_addr(addr) {
-            return false;
-        }
-        self.fail_vanished();
-        true
-    }
-
-    /// True when a disk log's device is now smaller than the log (a file
-    /// truncated, a device shrunk or gone): its mapping faults past the end.
-    pub fn device_shrank(&self) -> bool {
-        let Some(dev) = &self.dev else { return false };
-        if self.detached {
-            return false;
-        }
-        let need = disk::device_bytes(self.region_count()).unwrap_or(u64::MAX);
-        use std::io::{Seek, SeekFrom};
-        match (&dev.file).seek(SeekFrom::End(0)) {
-            Ok(size) => size < need,
-            Err(_) => true,
-        }
-    }
-
-    /// Fails the log after its device vanished (see [`Log::on_fault`]).
-    pub fn fail_vanished(&mut self) {
-        warn!(
-            "{}: log device shrank or vanished under its mapping; log failed, regions kept in memory",
-            self.dev_name()
-        );
-        self.health = Health::Failed;
-        self.detach();
-    }
-
-    /// POSTSUSPEND: make everything durable, clears included.
+    /// POSTSUSPEND: every pending bit goes to the device (clean bits after
+    /// a leg flush), as dm-log.c flushes at postsuspend; nothing is written
+    /// after this until the next RESUME, which reads the device again (it
+    /// may have passed to another table's log meanwhile).
     pub fn postsuspend(&mut self) -> Result<(), Error> {
-        self.resumed = false;
-        if !self.loaded || self.dev.is_none() {
-            return Ok(());
-        }
-        if self.detached {
-            return Err(Error::io("sync", &self.dev_name(), std::io::Error::from_raw_os_error(libc::EIO)));
-        }
-        match self.clean.sync_all() {
-            Ok(()) => {
-                self.touched_dirtied = false;
-                self.touched_cleaned = false;
-                Ok(())
-            }
-            Err(e) => {
-                self.health = Health::FlushFailed;
-                Err(Error::io("sync", &self.dev_name(), e))
-            }
+        let was = std::mem::replace(&mut self.resumed, false);
+        match &mut self.backing {
+            Backing::Disk(d) if was && d.loaded => d.write(),
+            _ => Ok(()),
         }
     }
 
     pub fn is_clean(&self, r: u64) -> Result<bool, Error> {
         let r = check_region(r, self.region_count())?;
-        Ok(self.loaded && self.clean.test(r))
+        Ok(!self.unloaded() && self.clean_bits().test(r))
     }
 
     pub fn in_sync(&self, r: u64) -> Result<bool, Error> {
         let r = check_region(r, self.region_count())?;
+        self.need_loaded()?;
         Ok(self.sync.test(r))
     }
 
     /// Checks a whole region array before any of it takes effect.
     fn check_all(&self, regions: impl Iterator<Item = u64>) -> Result<(), Error> {
-        if !self.loaded {
-            return Err(Error::NotResumed);
-        }
+        self.need_loaded()?;
         let n = self.region_count();
         regions.map(|r| check_region(r, n)).try_for_each(|r| r.map(drop))
     }
@@ -504,23 +340,27 @@ impl Log {
     /// MARK_REGION: the regions are about to be written; dirty them.
     pub fn mark<I: Iterator<Item = u64> + Clone>(&mut self, regions: I) -> Result<(), Error> {
         self.check_all(regions.clone())?;
-        for r in regions {
-            self.clean.put(r, false);
+        match &mut self.backing {
+            Backing::Core { clean } => regions.for_each(|r| {
+                clean.put(r, false);
+            }),
+            Backing::Disk(d) => regions.for_each(|r| d.image.mark(r)),
         }
-        self.touched_dirtied = true;
+        self.touched = true;
         Ok(())
     }
 
     /// CLEAR_REGION: writes finished on every leg; the regions are clean
-    /// again. A failed log keeps them dirty, as dm-log.c does.
+    /// again. A failed disk log keeps them dirty.
     pub fn clear<I: Iterator<Item = u64> + Clone>(&mut self, regions: I) -> Result<(), Error> {
         self.check_all(regions.clone())?;
-        if self.health == Health::Alive {
-            for r in regions {
-                self.clean.put(r, true);
-            }
+        match &mut self.backing {
+            Backing::Core { clean } => regions.for_each(|r| {
+                clean.put(r, true);
+            }),
+            Backing::Disk(d) if d.health == Health::Alive => regions.for_each(|r| d.image.clear(r)),
+            Backing::Disk(_) => {}
         }
-        self.touched_cleaned = true;
         Ok(())
     }
 
@@ -530,32 +370,29 @@ impl Log {
         if marks.clone().next().is_some() {
             self.mark(marks)?;
         }
-        if !self.touched_dirtied && !self.touched_cleaned {
-            return Ok(());
+        self.touched = false;
+        match &mut self.backing {
+            // Only a live log writes: after POSTSUSPEND the device may be
+            // another table's log's (the kernel quiesces I/O before it).
+            Backing::Disk(d) if self.resumed && d.loaded && (d.image.has_marks() || d.image.has_clears()) => d.write(),
+            _ => Ok(()),
         }
-        if self.dev.is_none() || !self.loaded {
-            self.touched_dirtied = false;
-            self.touched_cleaned = false;
-            return Ok(());
+    }
+
+    /// Clean bits wait for the device while the log is live (the loop's
+    /// timer then calls [`Log::write_clears`]).
+    pub fn clears_pending(&self) -> bool {
+        matches!(&self.backing, Backing::Disk(d) if self.resumed && d.loaded && d.legs.is_some() && d.image.has_clears())
+    }
+
+    /// Writes pending clean bits after a leg flush, with no FLUSH request:
+    /// dm-log-userspace with `integrated_flush` sends the FLUSH after clears
+    /// 3 s late, and a crash meanwhile would resync them all.
+    pub fn write_clears(&mut self) -> Result<(), Error> {
+        match &mut self.backing {
+            Backing::Disk(d) if self.resumed && d.loaded => d.write(),
+            _ => Ok(()),
         }
-        if self.touched_dirtied {
-            let r = if self.detached {
-                Err(std::io::Error::from_raw_os_error(libc::EIO))
-            } else {
-                if self.health != Health::Alive {
-                    self.clean.redirty_touched();
-                }
-                self.clean.sync_touched()
-            };
-            if let Err(e) = r {
-                // touched_dirtied stays set: the next FLUSH tries again.
-                self.health = Health::FlushFailed;
-                return Err(Error::io("sync", &self.dev_name(), e));
-            }
-        }
-        self.touched_dirtied = false;
-        self.touched_cleaned = false;
-        Ok(())
     }
 
     /// GET_RESYNC_WORK: the next out-of-sync region not being recovered,
@@ -566,10 +403,11 @@ impl Log {
     /// recovering can only be the kernel's resend of a request whose reply
     /// was lost: it gets the same region again instead of a second one
     /// that nobody would ever finish.
-    pub fn get_resync_work(&mut self) -> Option<u64> {
+    pub fn get_resync_work(&mut self) -> Result<Option<u64>, Error> {
+        self.need_loaded()?;
         if let Some(r) = self.last_work {
             if self.recovering.test(r) {
-                return Some(r);
+                return Ok(Some(r));
             }
         }
         let n = self.region_count();
@@ -582,15 +420,16 @@ impl Log {
             if !self.recovering.test(r) {
                 self.recovering.put(r, true);
                 self.last_work = Some(r);
-                return Some(r);
+                return Ok(Some(r));
             }
         }
-        None
+        Ok(None)
     }
 
     /// SET_REGION_SYNC: recovery of `r` ended; record its sync state.
     pub fn set_region_sync(&mut self, r: u64, in_sync: bool) -> Result<(), Error> {
         let r = check_region(r, self.region_count())?;
+        self.need_loaded()?;
         self.recovering.put(r, false);
         if self.sync.put(r, in_sync) {
             if in_sync {
@@ -607,18 +446,14 @@ impl Log {
         self.sync_count
     }
 
-    /// Makes everything durable without changing state (signals, shutdown).
+    /// Makes everything durable without changing state (signals, exit).
+    /// Only a live log writes: a suspended one's device may belong to
+    /// another table's log by now.
     pub fn persist(&mut self) -> Result<(), Error> {
-        if !self.loaded || self.dev.is_none() || self.detached {
-            return Ok(());
+        match &mut self.backing {
+            Backing::Disk(d) if self.resumed && d.loaded => d.write(),
+            _ => Ok(()),
         }
-        self.clean.sync_all().map_err(|e| {
-            self.health = Health::FlushFailed;
-            Error::io("sync", &self.dev_name(), e)
-        })?;
-        self.touched_dirtied = false;
-        self.touched_cleaned = false;
-        Ok(())
     }
 
     /// IS_REMOTE_RECOVERING: single node, so nothing recovers remotely; the
@@ -626,6 +461,7 @@ impl Log {
     /// for writes at or past it, and throttles those while it waits).
     pub fn in_sync_hint(&mut self, r: u64) -> Result<u64, Error> {
         check_region(r, self.region_count())?;
+        self.need_loaded()?;
         let n = self.region_count();
         if self.sync_count == n {
             self.low_unsynced = n;
@@ -635,11 +471,35 @@ impl Log {
         Ok(self.low_unsynced)
     }
 
+    /// After a SIGBUS in one of this log's state files (see
+    /// [`crate::fault`]): zero pages now stand where the file was, which
+    /// read as out of sync (core: dirty). True when the address was ours.
+    pub fn on_fault(&mut self, addr: usize) -> bool {
+        let core_clean = matches!(&self.backing, Backing::Core { clean } if clean.maps_addr(addr));
+        if !(self.sync.maps_addr(addr) || core_clean || self.recovering.maps_addr(addr)) {
+            return false;
+        }
+        warn!(
+            "log {}/{:#x}: its state file was truncated under the daemon; regions there read as out of sync",
+            String::from_utf8_lossy(&self.uuid),
+            self.luid
+        );
+        self.sync_count = self.sync.count_ones();
+        self.low_unsynced = 0;
+        true
+    }
+
+    /// True when one of this log's state files is mapped at all (faults
+    /// that the handler's ring lost are attributed to every such log).
+    pub fn has_state_files(&self) -> bool {
+        self.sync.is_file_backed()
+    }
+
     /// STATUS_INFO as dm-log.c prints it: `1 core` / `3 disk MAJ:MIN A`.
     pub fn status_info(&self) -> String {
-        match &self.dev {
-            None => format!("1 {}", self.args.type_name),
-            Some(d) => format!("3 {} {} {}", self.args.type_name, d.name, self.health.letter()),
+        match &self.backing {
+            Backing::Core { .. } => format!("1 {}", self.args.type_name),
+            Backing::Disk(d) => format!("3 {} {} {}", self.args.type_name, d.name, d.health.letter()),
         }
     }
 
@@ -647,15 +507,15 @@ impl Log {
     pub fn status_table(&self) -> String {
         let a = &self.args;
         let extra = u32::from(a.sync != SyncMode::Default);
-        match &self.dev {
-            None => format!("{} {} {} {}", a.type_name, 1 + extra, a.region_size, a.sync_word()),
-            Some(d) => format!("{} {} {} {} {}", a.type_name, 2 + extra, d.name, a.region_size, a.sync_word()),
+        match &self.backing {
+            Backing::Core { .. } => format!("{} {} {} {}", a.type_name, 1 + extra, a.region_size, a.sync_word()),
+            Backing::Disk(d) => format!("{} {} {} {} {}", a.type_name, 2 + extra, d.name, a.region_size, a.sync_word()),
         }
     }
 
     /// One line for SIGUSR1.
     pub fn summary(&self) -> String {
-        let clean = if self.loaded { self.clean.count_ones() } else { 0 };
+        let clean = if self.unloaded() { 0 } else { self.clean_bits().count_ones() };
         format!(
             "log {} luid {:#x}: {} regions of {} sectors, {}/{} in sync, {} dirty, {}{}",
             String::from_utf8_lossy(&self.uuid),
@@ -666,64 +526,152 @@ impl Log {
             self.region_count(),
             self.region_count() - clean,
             if self.resumed { "resumed" } else { "suspended" },
-            match &self.dev {
-                None => String::new(),
-                Some(d) => format!(", device {} ({})", d.name, self.health.letter()),
+            match &self.backing {
+                Backing::Core { .. } => String::new(),
+                Backing::Disk(d) => format!(", device {} ({})", d.name, d.health.letter()),
             }
         )
     }
 }
 
+/// A disk log's RESUME (see [`Log::resume`]): reads the device past any
+/// cache, decides what it holds, and writes the header and bitmap back.
+fn resume_disk(d: &mut Disk, args: &LogArgs, prior: Prior, n: u64) -> Result<(), Error> {
+    let new_log = match prior {
+        Prior::New => args.sync != SyncMode::Default,
+        Prior::Live => false,
+        Prior::Unknown => args.sync == SyncMode::Sync,
+    };
+    let Some(io) = d.io.as_mut() else {
+        // The device could not be opened: every region out of sync.
+        warn!("{}: log device unavailable at resume; every region is out of sync", d.name);
+        d.image.reset();
+        d.health = Health::Failed;
+        d.loaded = true;
+        return Err(Error::io("open", &d.name, io::Error::from_raw_os_error(libc::EIO)));
+    };
+    let read = d.image.read(io.as_mut());
+    let nr = match &read {
+        Err(e) => {
+            warn!("{}: cannot read the log ({e}); every region is out of sync", d.name);
+            d.health = Health::Failed;
+            0
+        }
+        Ok(()) if new_log => 0,
+        Ok(()) => match Header::from_disk(&d.image.on_disk()[..disk::HEADER_LEN]).validate() {
+            Ok(Some(nr)) => nr,
+            Ok(None) => 0,
+            Err(v) => {
+                warn!("{}: incompatible disk log version {v}; every region is out of sync", d.name);
+                d.health = Health::Failed;
+                0
+            }
+        },
+    };
+    let mem = d.image.mem_mut();
+    if read.is_err() {
+        mem.put_range(0, n, false);
+    }
+    if nr < n {
+        mem.put_range(nr, n, args.sync == SyncMode::NoSync && prior != Prior::Unknown);
+    }
+    mem.clear_padding();
+    mem.image_mut()[..disk::HEADER_LEN].copy_from_slice(&Header::new(n).to_disk());
+    d.loaded = true;
+    if let Err(e) = read {
+        return Err(Error::io("read", &d.name, e));
+    }
+    let io = d.io.as_mut().expect("checked above");
+    d.image.write_all(io.as_mut()).map_err(|e| d.failed(e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::disk::BITMAP_OFFSET;
+    use std::cell::RefCell;
+    use std::rc::Rc;
 
-    fn opts() -> Options {
-        Options::default()
-    }
-
-    fn args(s: &str) -> Result<LogArgs, Error> {
-        LogArgs::parse(s.as_bytes(), &opts())
-    }
-
-    #[test]
-    fn parses_kernel_constructor_strings() {
-        let a = args("2097152 core 1024 nosync").unwrap();
-        assert_eq!((a.region_size, a.region_count, a.sync), (1024, 2048, SyncMode::NoSync));
-        assert!(!a.is_disk());
-        let a = args("16385 disk 253:2 1024\0").unwrap();
-        assert_eq!(a.device.as_deref(), Some("253:2"));
-        assert_eq!((a.region_count, a.sync), (17, SyncMode::Default));
-        assert_eq!(args("16384 core 2 sync").unwrap().sync, SyncMode::Sync);
-    }
-
-    #[test]
-    fn rejects_bad_constructor_strings_naming_the_argument() {
-        for (s, what) in [
-            ("", "no target length"),
-            ("16384", "no target length"),
-            ("x core 1024", "target length"),
-            ("0 core 1024", "target length"),
-            ("16384 core 1000", "region size"),
-            ("16384 core 1", "region size"),
-            ("16384 core 32768", "region size"),
-            ("16384 core 1024 maybe", "sync argument"),
-            ("16384 core", "core takes"),
-            ("16384 core 1024 sync extra", "core takes"),
-            ("16384 disk 1024", "disk takes"),
-            ("16384 fancy 1024", "log type"),
-            ("16384 clustered-core 1024", "cmirrord"),
-        ] {
-            let e = args(s).unwrap_err().to_string();
-            assert!(e.contains(what), "{s:?}: {e}");
-        }
-        let allow = Options { allow_clustered: true, ..Options::default() };
-        assert!(LogArgs::parse(b"16384 clustered-disk 8:0 1024", &allow).unwrap().is_disk());
-        assert!(!LogArgs::parse(b"16384 clustered-core 1024", &allow).unwrap().is_disk());
+    fn args(s: &str) -> LogArgs {
+        LogArgs::parse(s.as_bytes(), false).unwrap()
     }
 
     fn core(s: &str) -> Log {
-        Log::create(b"u", 1, args(s).unwrap(), false, None).unwrap()
+        let a = args(s);
+        let n = a.region_count;
+        let mut clean = Bitmap::anon(n).unwrap();
+        clean.put_range(0, n, true);
+        let mut sync = Bitmap::anon(n).unwrap();
+        sync.put_range(0, n, a.sync == SyncMode::NoSync);
+        Log::new(b"u", 1, a, Backing::Core { clean }, sync, Bitmap::anon(n).unwrap(), Prior::New)
+    }
+
+    /// A device and legs in memory sharing one event trace.
+    #[derive(Clone, Default)]
+    struct Trace(Rc<RefCell<Vec<String>>>);
+
+    struct Dev {
+        bytes: Rc<RefCell<Vec<u8>>>,
+        trace: Trace,
+    }
+
+    impl BlockIo for Dev {
+        fn read_at(&mut self, buf: &mut [u8], off: u64) -> io::Result<()> {
+            let o = off as usize;
+            buf.copy_from_slice(&self.bytes.borrow()[o..o + buf.len()]);
+            Ok(())
+        }
+        fn write_at(&mut self, buf: &[u8], off: u64) -> io::Result<()> {
+            let o = off as usize;
+            let mut b = self.bytes.borrow_mut();
+            let sets_clean = (o..o + buf.len()).any(|i| i >= BITMAP_OFFSET && buf[i - o] & !b[i] != 0);
+            b[o..o + buf.len()].copy_from_slice(buf);
+            self.trace.0.borrow_mut().push(if sets_clean { "write+clean" } else { "write" }.into());
+            Ok(())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            self.trace.0.borrow_mut().push("flush".into());
+            Ok(())
+        }
+    }
+
+    struct TestLegs(Trace, bool);
+
+    impl Legs for TestLegs {
+        fn flush(&mut self) -> io::Result<()> {
+            if self.1 {
+                return Err(io::Error::from_raw_os_error(libc::EIO));
+            }
+            self.0 .0.borrow_mut().push("legs".into());
+            Ok(())
+        }
+    }
+
+    fn disk_log(s: &str, bytes: Vec<u8>, legs_fail: Option<bool>, prior: Prior) -> (Log, Rc<RefCell<Vec<u8>>>, Trace) {
+        let a = args(s);
+        let n = a.region_count;
+        let len = disk::device_bytes(n).unwrap() as usize;
+        let bytes = Rc::new(RefCell::new(bytes));
+        let trace = Trace::default();
+        let d = Disk::new("7:0".into(), Some((7, 0)), DiskImage::new(n, len).unwrap());
+        let mut sync = Bitmap::anon(n).unwrap();
+        sync.put_range(0, n, a.sync == SyncMode::NoSync);
+        let mut l = Log::new(b"u", 1, a, Backing::Disk(Box::new(d)), sync, Bitmap::anon(n).unwrap(), prior);
+        assert!(l.wants_attachment());
+        let legs = legs_fail.map(|f| Box::new(TestLegs(trace.clone(), f)) as Box<dyn Legs>);
+        l.attach(Some(Box::new(Dev { bytes: bytes.clone(), trace: trace.clone() })), legs);
+        (l, bytes, trace)
+    }
+
+    fn image(n: u64, clean: bool) -> Vec<u8> {
+        let mut b = vec![if clean { 0xff } else { 0 }; disk::device_bytes(n).unwrap() as usize];
+        b[..16].copy_from_slice(&Header::new(n).to_disk());
+        b[16..BITMAP_OFFSET].fill(0);
+        b
+    }
+
+    fn bit(b: &[u8], r: u64) -> bool {
+        b[BITMAP_OFFSET + (r / 8) as usize] & (1 << (r % 8)) != 0
     }
 
     #[test]
@@ -742,26 +690,26 @@ mod tests {
         assert!(matches!(l.mark([3u64, 8].into_iter()), Err(Error::BadRegion { region: 8, count: 8 })));
         // Nothing changed by the rejected request.
         assert!(l.is_clean(3).unwrap());
-        assert_eq!(l.get_resync_work(), Some(0));
+        assert_eq!(l.get_resync_work().unwrap(), Some(0));
         // Resend while 0 is recovering: the same region again.
-        assert_eq!(l.get_resync_work(), Some(0));
+        assert_eq!(l.get_resync_work().unwrap(), Some(0));
         l.set_region_sync(0, true).unwrap();
         assert_eq!(l.sync_count(), 1);
         l.set_region_sync(0, true).unwrap();
         assert_eq!(l.sync_count(), 1, "exact count");
-        assert_eq!(l.get_resync_work(), Some(1));
+        assert_eq!(l.get_resync_work().unwrap(), Some(1));
         assert_eq!(l.in_sync_hint(5).unwrap(), 1);
         l.set_region_sync(1, false).unwrap();
         // Failed recovery: not handed out again before the next resume.
         for r in 2..8 {
-            assert_eq!(l.get_resync_work(), Some(r));
+            assert_eq!(l.get_resync_work().unwrap(), Some(r));
             l.set_region_sync(r, true).unwrap();
         }
-        assert_eq!(l.get_resync_work(), None);
+        assert_eq!(l.get_resync_work().unwrap(), None);
         assert_eq!(l.in_sync_hint(0).unwrap(), 1);
         l.postsuspend().unwrap();
         l.resume().unwrap();
-        assert_eq!(l.get_resync_work(), Some(1));
+        assert_eq!(l.get_resync_work().unwrap(), Some(1));
         l.set_region_sync(1, true).unwrap();
         assert_eq!(l.in_sync_hint(0).unwrap(), 8);
         assert_eq!(l.sync_count(), 8);
@@ -774,8 +722,107 @@ mod tests {
         let mut l = core("8192 core 1024 nosync");
         assert_eq!(l.sync_count(), 8);
         assert!(l.in_sync(7).unwrap());
-        assert_eq!(l.get_resync_work(), None);
+        assert_eq!(l.get_resync_work().unwrap(), None);
         assert_eq!(l.in_sync_hint(0).unwrap(), 8);
         assert_eq!(l.status_table(), "core 2 1024 nosync ");
+    }
+
+    #[test]
+    fn legs_are_flushed_before_any_clean_bit_is_written() {
+        let (mut l, bytes, trace) = disk_log("8192 disk 7:0 1024", image(8, true), Some(false), Prior::New);
+        l.resume().unwrap();
+        assert_eq!(*trace.0.borrow(), vec!["write", "flush"]);
+        trace.0.borrow_mut().clear();
+        // The kernel's write: MARK, FLUSH, (leg I/O), CLEAR, FLUSH.
+        l.mark([2u64].into_iter()).unwrap();
+        l.flush(std::iter::empty()).unwrap();
+        assert!(!bit(&bytes.borrow(), 2));
+        l.clear([2u64].into_iter()).unwrap();
+        l.flush(std::iter::empty()).unwrap();
+        assert!(bit(&bytes.borrow(), 2));
+        // Marks: one write, one cache flush; clears: legs first, no cache flush.
+        assert_eq!(*trace.0.borrow(), vec!["write", "flush", "legs", "write+clean"]);
+        // A clear with no FLUSH after it: the timer's call, legs first.
+        trace.0.borrow_mut().clear();
+        l.mark([5u64].into_iter()).unwrap();
+        l.flush(std::iter::empty()).unwrap();
+        l.clear([5u64].into_iter()).unwrap();
+        assert!(l.clears_pending());
+        l.write_clears().unwrap();
+        assert!(!l.clears_pending() && bit(&bytes.borrow(), 5));
+        assert_eq!(*trace.0.borrow(), vec!["write", "flush", "legs", "write+clean"]);
+    }
+
+    #[test]
+    fn without_legs_clean_bits_stay_in_memory() {
+        for legs in [None, Some(true)] {
+            let (mut l, bytes, trace) = disk_log("8192 disk 7:0 1024", image(8, true), legs, Prior::New);
+            l.resume().unwrap();
+            l.mark([2u64].into_iter()).unwrap();
+            l.flush(std::iter::empty()).unwrap();
+            l.clear([2u64].into_iter()).unwrap();
+            l.mark([3u64].into_iter()).unwrap();
+            l.flush(std::iter::empty()).unwrap();
+            l.postsuspend().unwrap();
+            assert!(l.is_clean(2).unwrap(), "clean for the kernel");
+            assert!(!bit(&bytes.borrow(), 2) && !bit(&bytes.borrow(), 3), "dirty on disk");
+            assert!(!trace.0.borrow().iter().any(|e| e == "write+clean"), "{legs:?}: {:?}", trace.0.borrow());
+        }
+    }
+
+    #[test]
+    fn every_resume_rereads_the_device_and_applies_the_sync_word() {
+        // Another log changed the device while this one was suspended.
+        let (mut l, bytes, _) = disk_log("8192 disk 7:0 1024", image(8, true), Some(false), Prior::New);
+        l.resume().unwrap();
+        assert_eq!(l.sync_count(), 8);
+        l.postsuspend().unwrap();
+        bytes.borrow_mut()[BITMAP_OFFSET] = 0b1111_0000;
+        l.resume().unwrap();
+        assert_eq!(l.sync_count(), 4, "what the device says, not a stale copy");
+        // nosync: a new log at every resume, as dm-log.c.
+        let (mut l, bytes, _) = disk_log("8192 disk 7:0 1024 nosync", image(8, false), Some(false), Prior::New);
+        l.resume().unwrap();
+        assert_eq!(l.sync_count(), 8);
+        l.postsuspend().unwrap();
+        bytes.borrow_mut()[BITMAP_OFFSET] = 0;
+        l.resume().unwrap();
+        assert_eq!(l.sync_count(), 8);
+    }
+
+    #[test]
+    fn reconnect_priors() {
+        let mut dirty = image(8, true);
+        dirty[BITMAP_OFFSET] = 0b1111_1110; // region 0 dirty on disk
+        // Live: the device's bitmap, whatever the word.
+        let (mut l, _, _) = disk_log("8192 disk 7:0 1024 nosync", dirty.clone(), Some(false), Prior::Live);
+        l.resume().unwrap();
+        assert!(!l.is_clean(0).unwrap());
+        // New: the word applies (sync: every region out of sync).
+        let (mut l, _, _) = disk_log("8192 disk 7:0 1024 sync", image(8, true), Some(false), Prior::New);
+        l.resume().unwrap();
+        assert_eq!(l.sync_count(), 0);
+        // Unknown: sync is a new log; nosync loads the device.
+        let (mut l, _, _) = disk_log("8192 disk 7:0 1024 sync", image(8, true), Some(false), Prior::Unknown);
+        l.resume().unwrap();
+        assert_eq!(l.sync_count(), 0);
+        let (mut l, _, _) = disk_log("8192 disk 7:0 1024 nosync", dirty, Some(false), Prior::Unknown);
+        l.resume().unwrap();
+        assert!(!l.is_clean(0).unwrap() && l.sync_count() == 7);
+    }
+
+    #[test]
+    fn a_never_loaded_disk_log_asks_the_kernel_to_reconnect() {
+        let (mut l, _, _) = disk_log("8192 disk 7:0 1024", image(8, true), Some(false), Prior::New);
+        assert!(matches!(l.mark([1u64].into_iter()), Err(Error::NotLoaded)));
+        assert!(matches!(l.in_sync(1), Err(Error::NotLoaded)));
+        assert!(matches!(l.get_resync_work(), Err(Error::NotLoaded)));
+        assert_eq!(Error::NotLoaded.errno(), -libc::ESRCH);
+        // What the kernel may ask before its RESUME still works.
+        assert!(!l.is_clean(1).unwrap());
+        assert_eq!(l.sync_count(), 0);
+        l.flush(std::iter::empty()).unwrap();
+        l.resume().unwrap();
+        l.mark([1u64].into_iter()).unwrap();
     }
 }

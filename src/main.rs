@@ -2,10 +2,9 @@
 //! in the library.
 
 use dmulogd::cli::{self, Command, ServeOpts};
-use dmulogd::log::Options;
 use dmulogd::netlink::NetlinkSocket;
 use dmulogd::pidfile::{InstanceLock, PidFile};
-use dmulogd::registry::Registry;
+use dmulogd::registry::{Options, Registry};
 use dmulogd::server::Server;
 use dmulogd::transport::{self, FdTransport};
 use dmulogd::{daemon, device, fault, inspect, signals};
@@ -69,7 +68,11 @@ fn serve(o: ServeOpts) -> Result<(), String> {
         None => None,
     };
     device::remember_proc();
-    let opts = Options { allow_clustered: o.allow_clustered, state_dir: Some(o.run_dir.join("state")) };
+    let legs = match &o.test_legs {
+        Some(paths) => dmulogd::dm::LegSource::Paths(paths.clone()),
+        None => dmulogd::dm::LegSource::DeviceMapper,
+    };
+    let opts = Options { allow_clustered: o.allow_clustered, state_dir: Some(o.run_dir.join("state")), legs };
     let mut server = Server::new(Registry::new(opts, o.max_memory_mib.saturating_mul(1 << 20)));
     // Bind before detaching: when `--daemon` returns 0, the kernel can
     // already reach us and mirrors can be activated at once.

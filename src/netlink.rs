@@ -133,8 +133,8 @@ impl Transport for NetlinkSocket {
         }
     }
 
-    fn wait(&mut self, mask: &libc::sigset_t) -> io::Result<()> {
-        wait_readable(self.fd.as_fd(), mask)
+    fn wait(&mut self, mask: &libc::sigset_t, timeout: Option<std::time::Duration>) -> io::Result<()> {
+        wait_readable(self.fd.as_fd(), mask, timeout)
     }
 
     fn send(&mut self, dgram: &[u8]) -> io::Result<()> {

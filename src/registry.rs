@@ -7,9 +7,24 @@
 //! Logs are found by luid first (one hash of a u64 per request), then by
 //! uuid among the (almost always single) entries with that luid.
 
+use crate::args::LogArgs;
+use crate::dm::LegSource;
 use crate::error::Error;
-use crate::log::{Log, LogArgs, Options};
+use crate::log::Log;
 use std::collections::HashMap;
+use std::path::PathBuf;
+
+/// Daemon-wide settings that shape how logs are built.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Serve clustered-core / clustered-disk as single-node logs.
+    pub allow_clustered: bool,
+    /// Where sync state survives a daemon restart ([`crate::state`]),
+    /// opened once by the registry; None keeps it in memory only.
+    pub state_dir: Option<PathBuf>,
+    /// Where the mirrors' legs are found (device-mapper, or test files).
+    pub legs: LegSource,
+}
 
 pub struct Registry {
     logs: HashMap<u64, Vec<Log>>,
@@ -51,15 +66,25 @@ impl Registry {
     }
 
     /// CTR. Idempotent: the same arguments for an existing (uuid, luid)
-    /// keep the log; different ones are -EEXIST.
+    /// keep the log. Different ones mean the log there is dead: the luid
+    /// is the address of the kernel's log context, so no two live logs
+    /// share one, and a new context at the same address means the old one
+    /// was freed without a DTR (its table's load failed after our CTR).
+    /// That zombie is replaced rather than blocking the retry with -EEXIST.
     pub fn create(&mut self, uuid: &[u8], luid: u64, ctr: &[u8]) -> Result<Created, Error> {
-        let args = LogArgs::parse(ctr, &self.opts)?;
+        let args = LogArgs::parse(ctr, self.opts.allow_clustered)?;
         if let Ok(existing) = self.get(uuid, luid) {
-            return if existing.args == args {
-                Ok(Created { devno: existing.device_number(), new: false })
-            } else {
-                Err(Error::Exists)
-            };
+            if existing.args == args {
+                return Ok(Created { devno: existing.device_number(), new: false });
+            }
+            log::warn!(
+                "log {}/{luid:#x}: a new CTR with other arguments; the old log was never destroyed, replacing it",
+                String::from_utf8_lossy(uuid)
+            );
+            self.forget(uuid, luid)?;
+            if let Some(dir) = &self.state {
+                crate::state::remove(dir, uuid, luid);
+            }
         }
         let need = args.memory_bytes();
         let left = self.memory_limit.saturating_sub(self.memory_used);
@@ -68,12 +93,22 @@ impl Registry {
         }
         // Only the kernel's reconnect CTR sends the string's NUL.
         let reconnect = ctr.last() == Some(&0);
-        let log = Log::create(uuid, luid, args, reconnect, self.state.as_ref())?;
+        let log = crate::open::log(uuid, luid, args, reconnect, self.state.as_ref())?;
         let devno = log.device_number();
         self.logs.entry(luid).or_default().push(log);
         self.count += 1;
         self.memory_used += need;
         Ok(Created { devno, new: true })
+    }
+
+    /// RESUME, after giving a disk log its device and legs.
+    pub fn resume(&mut self, uuid: &[u8], luid: u64) -> Result<(), Error> {
+        let legs = self.opts.legs.clone();
+        let log = self.get(uuid, luid)?;
+        if !log.is_resumed() && log.wants_attachment() {
+            crate::open::attach(log, &legs);
+        }
+        log.resume()
     }
 
     /// DTR: forget the log. Nothing is written: the table that replaced
@@ -85,6 +120,10 @@ impl Registry {
         if let Some(dir) = &self.state {
             crate::state::remove(dir, uuid, luid);
         }
+        self.forget(uuid, luid)
+    }
+
+    fn forget(&mut self, uuid: &[u8], luid: u64) -> Result<(), Error> {
         let v = self.logs.get_mut(&luid).ok_or(Error::UnknownLog)?;
         let i = v.iter().position(|l| &*l.uuid == uuid).ok_or(Error::UnknownLog)?;
         let log = v.swap_remove(i);

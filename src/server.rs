@@ -61,9 +61,16 @@ pub struct Stats {
     pub dropped: u64,
 }
 
+/// How long a clean bit may wait for a FLUSH before the loop writes it
+/// itself (dm-log-userspace with `integrated_flush` sends that FLUSH 3 s
+/// late; a crash meanwhile costs a resync of every region still waiting).
+pub const CLEAR_DELAY: Duration = Duration::from_millis(800);
+
 pub struct Server {
     pub registry: Registry,
     pub stats: Stats,
+    /// When pending clean bits must be written (see [`CLEAR_DELAY`]).
+    clear_deadline: Option<Instant>,
     seen_faults: u64,
     dropped_log: RateLimit,
     error_log: RateLimit,
@@ -99,6 +106,7 @@ impl Server {
         Server {
             registry,
             stats: Stats::default(),
+            clear_deadline: None,
             seen_faults: crate::fault::count(),
             dropped_log: RateLimit::default(),
             error_log: RateLimit::default(),
@@ -135,7 +143,7 @@ impl Server {
                 self.stats.errors += 1;
                 // Unknown logs are routine after a restart: the kernel
                 // answers -ESRCH with CTR + RESUME.
-                let level = if matches!(e, Error::UnknownLog) { Level::Info } else { Level::Warn };
+                let level = if matches!(e, Error::UnknownLog | Error::NotLoaded) { Level::Info } else { Level::Warn };
                 if self.error_log.allow() {
                     let name = req.request_type().map_or("?", RequestType::name);
                     log!(
@@ -154,7 +162,7 @@ impl Server {
                 // carries zeros of the request's reply size, which keeps the
                 // kernel's buffer size intact for the retry.
                 let keep = match (&e, req.request_type()) {
-                    (Error::UnknownLog, Some(t)) => t.reply_buffer(),
+                    (Error::UnknownLog | Error::NotLoaded, Some(t)) => t.reply_buffer(),
                     _ => 0,
                 };
                 out[HEADERS_LEN..HEADERS_LEN + keep].fill(0);
@@ -200,6 +208,11 @@ impl Server {
                     _ => Ok(0),
                 }
             }
+            RequestType::Resume => {
+                self.registry.resume(uuid, luid)?;
+                self.note_clears(uuid, luid);
+                Ok(0)
+            }
             RequestType::Dtr => {
                 self.registry.remove(uuid, luid)?;
                 info!("destroyed log {}/{:#x}", String::from_utf8_lossy(uuid), luid);
@@ -211,7 +224,7 @@ impl Server {
                     RequestType::Ctr | RequestType::Dtr => unreachable!("handled above"),
                     RequestType::Presuspend => Ok(0),
                     RequestType::Postsuspend => log.postsuspend().map(|()| 0),
-                    RequestType::Resume => log.resume().map(|()| 0),
+                    RequestType::Resume => unreachable!("handled above"),
                     RequestType::GetRegionSize => {
                         put_u64(out, 0, u64::from(log.args.region_size));
                         Ok(8)
@@ -228,9 +241,15 @@ impl Server {
                     }
                     RequestType::Flush => log.flush(regions()?).map(|()| 0),
                     RequestType::MarkRegion => log.mark(regions()?).map(|()| 0),
-                    RequestType::ClearRegion => log.clear(regions()?).map(|()| 0),
+                    RequestType::ClearRegion => {
+                        log.clear(regions()?)?;
+                        if log.clears_pending() && self.clear_deadline.is_none() {
+                            self.clear_deadline = Some(Instant::now() + CLEAR_DELAY);
+                        }
+                        Ok(0)
+                    }
                     RequestType::GetResyncWork => {
-                        let work = log.get_resync_work();
+                        let work = log.get_resync_work()?;
                         put_u64(out, 0, u64::from(work.is_some()));
                         put_u64(out, 8, work.unwrap_or(0));
                         Ok(16)
@@ -261,29 +280,62 @@ impl Server {
     }
 
     /// After a SIGBUS was survived (src/fault.rs), wherever it happened:
-    /// fail the log that owns the address, and any disk log whose device
-    /// shrank (several may fault between two checks). True when there were
-    /// new faults.
+    /// each faulting address is attributed to the log whose state file it
+    /// was in (several may fault between two checks; if more than the
+    /// handler's ring kept, every log with state files is told). True when
+    /// there were new faults.
     fn check_faults(&mut self) -> bool {
         let now = crate::fault::count();
         if now == self.seen_faults {
             return false;
         }
+        let addrs = crate::fault::addrs_since(self.seen_faults);
         self.seen_faults = now;
-        let addr = crate::fault::last_addr();
-        let mut owned = false;
-        for log in self.registry.iter_mut() {
-            if log.on_fault(addr) {
-                owned = true;
-            } else if log.device_shrank() {
-                log.fail_vanished();
-                owned = true;
+        match addrs {
+            Some(addrs) => {
+                for addr in addrs {
+                    if !self.registry.iter_mut().any(|log| log.on_fault(addr)) {
+                        warn!("survived SIGBUS at {addr:#x} outside any log's state file");
+                    }
+                }
+            }
+            None => {
+                for log in self.registry.iter_mut().filter(|l| l.has_state_files()) {
+                    log.on_fault(usize::MAX);
+                }
             }
         }
-        if !owned {
-            warn!("survived SIGBUS at {addr:#x} outside any log mapping");
-        }
         true
+    }
+
+    /// Arms the clear timer when the log just resumed holds clean bits that
+    /// wait for the device.
+    fn note_clears(&mut self, uuid: &[u8], luid: u64) {
+        if let Ok(log) = self.registry.get(uuid, luid) {
+            if log.clears_pending() && self.clear_deadline.is_none() {
+                self.clear_deadline = Some(Instant::now() + CLEAR_DELAY);
+            }
+        }
+    }
+
+    /// The clear timer: every live log's clean bits that no FLUSH wrote go
+    /// to the device now (after a leg flush).
+    fn write_clears(&mut self) {
+        self.clear_deadline = None;
+        for log in self.registry.iter_mut() {
+            if log.clears_pending() {
+                if let Err(e) = log.write_clears() {
+                    if self.error_log.allow() {
+                        warn!("writing clean bits of log {}: {e}", String::from_utf8_lossy(&log.uuid));
+                    }
+                }
+            }
+        }
+    }
+
+    /// How long the loop may sleep before the clear timer is due.
+    fn timeout(&self) -> Option<Duration> {
+        self.clear_deadline.map(|d| d.saturating_duration_since(Instant::now()))
     }
 
     /// Makes every log durable; logs failures.
@@ -340,6 +392,9 @@ impl Server {
         let mut rbuf = vec![0u8; RECV_BUF_LEN];
         let mut sbuf = vec![0u8; SEND_BUF_LEN];
         loop {
+            if self.clear_deadline.is_some_and(|d| Instant::now() >= d) {
+                self.write_clears();
+            }
             let control = self.on_signals(signals::take());
             // A summary (SIGUSR1) may have touched a vanished device.
             self.check_faults();
@@ -363,10 +418,13 @@ impl Server {
                         }
                     }
                 }
-                Recv::Empty => t.wait(wait_mask)?,
+                Recv::Empty => t.wait(wait_mask, self.timeout())?,
                 Recv::Lost => {
+                    // The kernel could not queue a request for us: it took
+                    // that as "no server" (-ESRCH) and reconnects within
+                    // about 2 s (CTR + RESUME, then the request again).
                     if self.dropped_log.allow() {
-                        warn!("receive queue overflowed: the kernel dropped requests (it resends them after 15 s)");
+                        warn!("receive queue overflowed: the kernel will reconnect and resend what it could not queue");
                     }
                 }
                 Recv::Closed => {

@@ -16,11 +16,12 @@
 //!
 //! ```text
 //! offset  size  what (native endian: never leaves this machine)
-//!      0     8  magic "dmulogS1"
+//!      0     8  magic "dmulogS2"
 //!      8     8  luid
 //!     16     8  region count
 //!     24     4  uuid length
 //!     28   129  uuid
+//!    157     1  1 once the log has been resumed (sync file)
 //!    160     n  bitmap (region i = bit i%8 of byte i/8), n = count rounded up to 64 bits
 //! ```
 
@@ -34,7 +35,11 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-const MAGIC: &[u8; 8] = b"dmulogS1";
+/// S2 added the resumed flag: an S1 file says nothing about it, so it is
+/// not taken back (a restart then treats the log as one it cannot tell).
+const MAGIC: &[u8; 8] = b"dmulogS2";
+/// Byte of the header set once the log has been resumed (sync files).
+const RESUMED: usize = 157;
 const HEADER: usize = 160;
 const UUID_MAX: usize = 129;
 
@@ -115,6 +120,17 @@ fn header(uuid: &[u8], luid: u64, bits: u64) -> [u8; HEADER] {
 pub struct Stored {
     pub bitmap: Bitmap,
     pub restored: bool,
+    /// A restored file says its log had been resumed (see [`mark_resumed`]).
+    pub resumed: bool,
+}
+
+/// Records in a log's sync file that the log has been resumed: a daemon
+/// restarted later then knows the kernel's reconnect CTR continues a live
+/// mirror, not one still waiting for its first RESUME.
+pub fn mark_resumed(sync: &mut Bitmap) {
+    if sync.is_file_backed() {
+        sync.image_mut()[RESUMED] = 1;
+    }
 }
 
 /// Opens (when `reuse` and a file for exactly this log exists) or creates
@@ -127,9 +143,12 @@ pub fn open(dir: &StateDir, uuid: &[u8], luid: u64, kind: Kind, bits: u64, reuse
     if reuse {
         if let Ok(f) = dir.open_file(&n, libc::O_RDWR) {
             let mut got = [0u8; HEADER];
-            if f.read_exact_at(&mut got, 0).is_ok() && got == want && f.metadata()?.len() == len {
+            let read = f.read_exact_at(&mut got, 0).is_ok();
+            let resumed = got[RESUMED] == 1;
+            got[RESUMED] = 0;
+            if read && got == want && f.metadata()?.len() == len {
                 let bitmap = Bitmap::map_file(&f, HEADER, bits)?;
-                return Ok(Stored { bitmap, restored: true });
+                return Ok(Stored { bitmap, restored: true, resumed });
             }
         }
     }
@@ -146,7 +165,7 @@ pub fn open(dir: &StateDir, uuid: &[u8], luid: u64, kind: Kind, bits: u64, reuse
     }
     f.write_all_at(&want, 0)?;
     let bitmap = Bitmap::map_file(&f, HEADER, bits)?;
-    Ok(Stored { bitmap, restored: false })
+    Ok(Stored { bitmap, restored: false, resumed: false })
 }
 
 /// Forgets a log's state files (DTR).

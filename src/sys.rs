@@ -3,6 +3,7 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
+use std::time::Duration;
 
 /// Turns a `-1` return into the thread's errno.
 pub fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
@@ -18,16 +19,21 @@ pub fn cvt_size(r: libc::ssize_t) -> io::Result<usize> {
     usize::try_from(r).map_err(|_| io::Error::last_os_error())
 }
 
-/// Blocks until `fd` is readable or a signal arrives. The daemon keeps its
-/// signals blocked everywhere else; `ppoll` unblocks them (`mask`) only
-/// while waiting, atomically, so a signal can never slip in between the
-/// last check of the flags and going to sleep.
-pub fn wait_readable(fd: BorrowedFd<'_>, mask: &libc::sigset_t) -> io::Result<()> {
+/// Blocks until `fd` is readable, a signal arrives or `timeout` passes. The
+/// daemon keeps its signals blocked everywhere else; `ppoll` unblocks them
+/// (`mask`) only while waiting, atomically, so a signal can never slip in
+/// between the last check of the flags and going to sleep.
+pub fn wait_readable(fd: BorrowedFd<'_>, mask: &libc::sigset_t, timeout: Option<Duration>) -> io::Result<()> {
     let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    let ts = timeout.map(|t| libc::timespec {
+        tv_sec: libc::time_t::try_from(t.as_secs()).unwrap_or(libc::time_t::MAX),
+        tv_nsec: libc::c_long::try_from(t.subsec_nanos()).unwrap_or(0),
+    });
+    let tp = ts.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
     // SAFETY: `pfd` is one valid pollfd for the duration of the call, the
-    // timeout pointer may be NULL (wait forever), and `mask` points to an
-    // initialised sigset_t.
-    let r = unsafe { libc::ppoll(&mut pfd, 1, std::ptr::null(), mask) };
+    // timeout pointer is NULL (wait forever) or points to `ts`, which
+    // outlives the call, and `mask` points to an initialised sigset_t.
+    let r = unsafe { libc::ppoll(&mut pfd, 1, tp, mask) };
     match cvt(r) {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),

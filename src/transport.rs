@@ -13,8 +13,8 @@ pub enum Recv {
     Datagram { len: usize, sender: u32 },
     /// Nothing queued.
     Empty,
-    /// The kernel dropped messages because our queue overflowed (ENOBUFS);
-    /// it resends unanswered requests after 15 s.
+    /// The kernel could not queue messages because our queue overflowed
+    /// (ENOBUFS): it takes that as a missing server and reconnects.
     Lost,
     /// The peer went away (socketpair only).
     Closed,
@@ -23,8 +23,9 @@ pub enum Recv {
 pub trait Transport {
     /// Non-blocking receive.
     fn try_recv(&mut self, buf: &mut [u8]) -> io::Result<Recv>;
-    /// Sleeps until a datagram may be there or a signal arrived.
-    fn wait(&mut self, mask: &libc::sigset_t) -> io::Result<()>;
+    /// Sleeps until a datagram may be there, a signal arrived or `timeout`
+    /// passed.
+    fn wait(&mut self, mask: &libc::sigset_t, timeout: Option<std::time::Duration>) -> io::Result<()>;
     fn send(&mut self, dgram: &[u8]) -> io::Result<()>;
     /// Our netlink port, written into reply headers.
     fn port(&self) -> u32;
@@ -68,8 +69,8 @@ impl Transport for FdTransport {
         }
     }
 
-    fn wait(&mut self, mask: &libc::sigset_t) -> io::Result<()> {
-        wait_readable(self.fd.as_fd(), mask)
+    fn wait(&mut self, mask: &libc::sigset_t, timeout: Option<std::time::Duration>) -> io::Result<()> {
+        wait_readable(self.fd.as_fd(), mask, timeout)
     }
 
     fn send(&mut self, dgram: &[u8]) -> io::Result<()> {

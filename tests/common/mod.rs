@@ -35,9 +35,15 @@ pub struct TempDir(pub PathBuf);
 
 impl TempDir {
     pub fn new(tag: &str) -> TempDir {
+        TempDir::new_in(&std::env::temp_dir(), tag)
+    }
+
+    /// In `base` (e.g. under target/, when the test needs a disk file
+    /// system rather than whatever /tmp is).
+    pub fn new_in(base: &Path, tag: &str) -> TempDir {
         use std::sync::atomic::{AtomicU32, Ordering};
         static N: AtomicU32 = AtomicU32::new(0);
-        let p = std::env::temp_dir().join(format!(
+        let p = base.join(format!(
             "dmulogd-{tag}-{}-{}",
             std::process::id(),
             N.fetch_add(1, Ordering::Relaxed)
@@ -103,16 +109,21 @@ impl Daemon {
     }
 
     /// A daemon using `run_dir` (pass the same one to a restarted daemon
-    /// to model /run surviving a daemon restart).
+    /// to model /run surviving a daemon restart). There is no
+    /// device-mapper here, so unless `extra` says otherwise the mirrors'
+    /// legs are none at all (`--test-legs ""`): every leg flush succeeds
+    /// and clean bits reach the log files as they would with real legs.
     pub fn spawn_in(run_dir: &Path, extra: &[&str]) -> Daemon {
         let (ours, theirs) = socketpair();
         set_cloexec(&ours, true);
         set_cloexec(&theirs, false);
+        let legs: &[&str] = if extra.contains(&"--test-legs") { &[] } else { &["--test-legs", ""] };
         let child = Command::new(binary())
             .arg("--transport-fd")
             .arg(theirs.as_raw_fd().to_string())
             .arg("--run-dir")
             .arg(run_dir)
+            .args(legs)
             .args(extra)
             .env("RUST_LOG", std::env::var("DMULOGD_TEST_LOG").unwrap_or_else(|_| "warn".into()))
             .stdin(Stdio::null())

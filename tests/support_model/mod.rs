@@ -11,14 +11,25 @@
 //!
 //! Semantics modelled, beyond SPEC §3, because dmulogd deliberately follows
 //! the kernel (commit messages and doc comments in src/):
-//! - `sync` and `nosync` both start a new disk log at RESUME, except for a
-//!   log built by the kernel's reconnect CTR (payload ending in NUL), which
-//!   always loads the on-disk bitmap;
+//! - `sync` and `nosync` both start a new disk log at every RESUME, except
+//!   the first RESUME of a log built by the kernel's reconnect CTR (payload
+//!   ending in NUL) for a log whose state file says it had been resumed,
+//!   which loads the on-disk bitmap and keeps the restored sync bitmap;
+//!   with no state file to tell, that first RESUME loads the device unless
+//!   the word is `sync`;
 //! - a resent GET_RESYNC_WORK while the region last handed out is still
 //!   recovering returns that same region;
-//! - a disk log refuses MARK/CLEAR (and an integrated FLUSH) with -EINVAL
-//!   before its first RESUME and answers IS_CLEAN = 0 then — unless a
-//!   reconnect CTR built it: its device already holds the live bitmap;
+//! - a disk log answers MARK, CLEAR, an integrated FLUSH, IN_SYNC,
+//!   GET_RESYNC_WORK, SET_REGION_SYNC and IS_REMOTE_RECOVERING with -ESRCH
+//!   before a RESUME loaded it (its first RESUME was lost: the kernel then
+//!   reconnects), and IS_CLEAN = 0;
+//! - a disk log's file changes only when the daemon writes it: at RESUME
+//!   (header and whole bitmap), at a FLUSH with anything marked or cleared
+//!   since the last write, and at POSTSUSPEND of a live log (the harness
+//!   gives the daemon legs that always flush, so clean bits go out with
+//!   the marks); the binary's clear timer may write a log with pending
+//!   clean bits at any time (`check_files` accepts either state of them);
+//! - a CTR with other arguments for an existing (uuid, luid) replaces it;
 //! - CLEAR sets no clean bit once the log's health is not Alive;
 //! - STATUS strings are sent with their NUL counted;
 //! - requests whose SPEC payload is "—" ignore any payload they carry;
@@ -28,8 +39,9 @@
 //!   kernel retries with the size it got back); other errors carry no data;
 //! - with a state directory (the binary's `<run-dir>/state`), every log's
 //!   sync bitmap and a core log's clean bitmap survive a daemon restart: a
-//!   reconnect CTR for the same (uuid, luid, region count) takes them back,
-//!   and a disk log's first RESUME then keeps that sync bitmap.
+//!   reconnect CTR for the same (uuid, luid, region count) of a log that
+//!   had been resumed takes them back, and a disk log's first RESUME then
+//!   keeps that sync bitmap.
 #![allow(dead_code, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 
 use dmulogd::wire::RequestSpec;
@@ -301,7 +313,7 @@ pub fn bitmap_bytes(n: u64) -> u64 {
 
 impl Args {
     pub fn memory(&self) -> u64 {
-        bitmap_bytes(self.region_count).saturating_mul(if self.device.is_some() { 2 } else { 3 })
+        bitmap_bytes(self.region_count).saturating_mul(if self.device.is_some() { 4 } else { 3 })
     }
 }
 
@@ -384,23 +396,36 @@ pub struct MLog {
     pub args: Args,
     /// Index into `Model::files` for a disk log.
     pub file: Option<usize>,
-    /// Core logs only (a disk log's clean bits live in its file).
+    /// The clean bits the kernel is answered from (a disk log's file holds
+    /// what was last written).
     pub clean: Vec<bool>,
     pub sync: Vec<bool>,
     pub recovering: Vec<bool>,
     pub resumed: bool,
+    /// Resumed at least once (recorded in the state file).
+    pub ever_resumed: bool,
     pub loaded: bool,
-    pub reconnect: bool,
+    pub prior: Prior,
+    /// A CLEAR changed a bit since the last write (disk logs).
+    pub clears_pending: bool,
     pub sync_search: u64,
     pub last_work: Option<u64>,
     pub touched_dirtied: bool,
     pub touched_cleaned: bool,
     pub health: u8,
-    /// The sync bitmap came from the state directory: the first RESUME
-    /// keeps it.
-    pub sync_restored: bool,
-    /// Regions whose bit this log's marks changed since its last sync.
+    /// Regions marked since the last write (their pages must be durable).
     pub pending: Vec<u64>,
+    /// Pages of the file a write would cover: those of every mark and of
+    /// every clear that changed a bit since the last write.
+    pub pages: std::collections::BTreeSet<usize>,
+}
+
+/// What a disk log's first RESUME may assume (the daemon's `log::Prior`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Prior {
+    New,
+    Live,
+    Unknown,
 }
 
 impl MLog {
@@ -445,7 +470,7 @@ pub struct Model {
     pub last_durable: Vec<Durable>,
     /// The daemon keeps state files that outlive it (see the module doc).
     pub persist_state: bool,
-    pub saved_sync: HashMap<(Vec<u8>, u64), Vec<bool>>,
+    pub saved_sync: HashMap<(Vec<u8>, u64), (Vec<bool>, bool)>,
     pub saved_clean: HashMap<(Vec<u8>, u64), Vec<bool>>,
 }
 
@@ -482,7 +507,7 @@ impl Model {
         if self.persist_state {
             for l in &self.logs {
                 let key = (l.uuid.clone(), l.luid);
-                self.saved_sync.insert(key.clone(), l.sync.clone());
+                self.saved_sync.insert(key.clone(), (l.sync.clone(), l.ever_resumed));
                 if l.file.is_none() {
                     self.saved_clean.insert(key, l.clean.clone());
                 }
@@ -504,18 +529,52 @@ impl Model {
     }
 
     pub fn clean(&self, i: usize, r: u64) -> bool {
-        let l = &self.logs[i];
-        match l.file {
-            None => l.clean[r as usize],
-            Some(f) => self.files[f].bit(r),
-        }
+        self.logs[i].clean[r as usize]
     }
 
     fn set_clean(&mut self, i: usize, r: u64, v: bool) {
-        match self.logs[i].file {
-            None => self.logs[i].clean[r as usize] = v,
-            Some(f) => self.files[f].set(r, v),
+        let l = &mut self.logs[i];
+        if l.file.is_some() && (!v || !l.clean[r as usize]) {
+            l.pages.insert((BITMAP_OFFSET + (r / 8) as usize) / 4096);
+            l.clears_pending |= v;
         }
+        l.clean[r as usize] = v;
+    }
+
+    /// The bytes the daemon writes for log `i`'s touched pages into `file`:
+    /// its header, and its in-memory bits (padding bits clear); the page
+    /// holding the header carries bytes 16..1024 as the file has them.
+    pub fn write_pages(l: &MLog, file: &mut MFile) {
+        let n = l.n();
+        let len = BITMAP_OFFSET + bitmap_bytes(n) as usize;
+        let mut header = Vec::new();
+        header.extend_from_slice(&MAGIC.to_le_bytes());
+        header.extend_from_slice(&2u32.to_le_bytes());
+        header.extend_from_slice(&n.to_le_bytes());
+        for &p in &l.pages {
+            for o in p * 4096..((p + 1) * 4096).min(len) {
+                if o < 16 {
+                    file.bytes[o] = header[o];
+                } else if o >= BITMAP_OFFSET {
+                    let first = ((o - BITMAP_OFFSET) * 8) as u64;
+                    file.bytes[o] = (0..8).fold(0u8, |b, k| {
+                        let r = first + k;
+                        b | (u8::from(r < n && l.clean[r as usize]) << k)
+                    });
+                }
+            }
+        }
+    }
+
+    /// The daemon writes a disk log's pending pages (legs always flush in
+    /// the harness, so clean bits go too).
+    fn write_file(&mut self, i: usize) {
+        let Some(f) = self.logs[i].file else { return };
+        Self::write_pages(&self.logs[i], &mut self.files[f]);
+        let l = &mut self.logs[i];
+        l.clears_pending = false;
+        l.pending.clear();
+        l.pages.clear();
     }
 
     /// IS_CLEAN as the kernel would read it.
@@ -584,12 +643,13 @@ impl Model {
             t::PRESUSPEND => ok(vec![]),
             t::POSTSUSPEND => {
                 let l = &mut self.logs[i];
-                l.resumed = false;
-                if l.loaded && l.file.is_some() {
-                    l.touched_dirtied = false;
-                    l.touched_cleaned = false;
-                    l.pending.clear();
+                let was = std::mem::replace(&mut l.resumed, false);
+                if was && l.loaded && l.file.is_some() && (l.touched_dirtied || l.clears_pending) {
+                    self.write_file(i);
                 }
+                let l = &mut self.logs[i];
+                l.touched_dirtied = false;
+                l.touched_cleaned = false;
                 ok(vec![])
             }
             t::RESUME => self.resume(i),
@@ -600,6 +660,7 @@ impl Model {
             }
             t::IN_SYNC => {
                 let r = one(p)?;
+                self.loaded(i)?;
                 ok(u64s(&[u64::from(self.logs[i].sync[r as usize])]))
             }
             t::MARK_REGION => {
@@ -627,9 +688,13 @@ impl Model {
                 if !l.touched_dirtied && !l.touched_cleaned {
                     return ok(vec![]);
                 }
-                if let (Some(f), true, true) = (l.file, l.loaded, l.touched_dirtied) {
-                    let regions = std::mem::take(&mut self.logs[i].pending);
+                if let (Some(f), true, true) = (l.file, l.loaded && l.resumed, l.touched_dirtied) {
+                    let regions = l.pending.clone();
                     self.last_durable.push(Durable { file: f, regions });
+                }
+                let l = &self.logs[i];
+                if l.file.is_some() && l.resumed && l.loaded && (l.touched_dirtied || l.clears_pending) {
+                    self.write_file(i);
                 }
                 let l = &mut self.logs[i];
                 l.touched_dirtied = false;
@@ -638,6 +703,7 @@ impl Model {
                 ok(vec![])
             }
             t::GET_RESYNC_WORK => {
+                self.loaded(i)?;
                 let l = &mut self.logs[i];
                 if let Some(r) = l.last_work {
                     if l.recovering[r as usize] {
@@ -665,6 +731,7 @@ impl Model {
                     return Err(EINVAL);
                 }
                 let r = one(&p[..8])?;
+                self.loaded(i)?;
                 let v = i64::from_ne_bytes(p[8..16].try_into().unwrap()) != 0;
                 let l = &mut self.logs[i];
                 l.recovering[r as usize] = false;
@@ -676,6 +743,7 @@ impl Model {
             t::STATUS_TABLE => ok(cstr(&self.status_table(i))),
             t::IS_REMOTE_RECOVERING => {
                 one(p)?;
+                self.loaded(i)?;
                 let hint = self.logs[i].sync.iter().position(|&s| !s).map_or(n, |h| h as u64);
                 ok(u64s(&[0, hint]))
             }
@@ -704,9 +772,19 @@ impl Model {
         }
     }
 
+    /// A disk log no RESUME loaded: -ESRCH, so the kernel reconnects.
+    fn loaded(&self, i: usize) -> Result<(), i32> {
+        if self.logs[i].loaded {
+            Ok(())
+        } else {
+            Err(ESRCH)
+        }
+    }
+
     fn check(&self, i: usize, rs: &[u64]) -> Result<(), i32> {
+        self.loaded(i)?;
         let l = &self.logs[i];
-        if !l.loaded || rs.iter().any(|&r| r >= l.n()) {
+        if rs.iter().any(|&r| r >= l.n()) {
             return Err(EINVAL);
         }
         Ok(())
@@ -715,12 +793,9 @@ impl Model {
     fn mark(&mut self, i: usize, rs: &[u64]) -> Result<(), i32> {
         self.check(i, rs)?;
         for &r in rs {
-            // Only a mark that changes the bit makes this log responsible
-            // for writing its page: a bit already 0 was made durable by an
-            // earlier sync of this log — or dirtied by another log live on
-            // the same device, which the kernel never has (the old table's
-            // log is suspended, and so synced, before the new one resumes).
-            if self.logs[i].file.is_some() && self.clean(i, r) {
+            // Every mark's page is written and flushed at the next FLUSH,
+            // even when the bit was 0 already.
+            if self.logs[i].file.is_some() {
                 self.logs[i].pending.push(r);
             }
             self.set_clean(i, r, false);
@@ -732,7 +807,12 @@ impl Model {
     fn ctr(&mut self, d: &Decoded) -> Result<Vec<u8>, i32> {
         let args = parse_ctr(&d.payload, self.allow_clustered)?;
         if let Some(i) = self.find(&d.uuid, d.luid) {
-            return if self.logs[i].args == args { ok(vec![]) } else { Err(EEXIST) };
+            if self.logs[i].args == args {
+                return ok(vec![]);
+            }
+            // Another log at the same luid: the old one is dead; replaced.
+            let l = self.logs.remove(i);
+            self.memory_used -= l.args.memory();
         }
         let need = args.memory();
         if need > self.memory_limit.saturating_sub(self.memory_used) {
@@ -751,41 +831,47 @@ impl Model {
         let n = args.region_count as usize;
         let nosync = args.sync == SyncArg::NoSync;
         let reconnect = d.payload.last() == Some(&0);
-        // State files: taken back by a reconnect CTR of the same log and
-        // size, else made anew (the daemon opens a clean file for core
-        // logs only).
+        // State files: a reconnect CTR of the same log and size takes them
+        // back; the log continues as live only if it had been resumed.
         let key = (d.uuid.clone(), d.luid);
-        let take = |saved: &mut HashMap<(Vec<u8>, u64), Vec<bool>>, used: bool| -> Option<Vec<bool>> {
-            if !self.persist_state || !used {
-                return None;
-            }
-            match saved.remove(&key) {
-                Some(v) if reconnect && v.len() == n => Some(v),
-                _ => None,
-            }
+        let saved = if self.persist_state { self.saved_sync.remove(&key) } else { None };
+        let saved_clean = if self.persist_state { self.saved_clean.remove(&key) } else { None };
+        let prior = match &saved {
+            _ if !reconnect => Prior::New,
+            Some((v, true)) if v.len() == n => Prior::Live,
+            Some((v, false)) if v.len() == n => Prior::New,
+            _ => Prior::Unknown,
         };
-        let clean = take(&mut self.saved_clean, file.is_none());
-        let sync = take(&mut self.saved_sync, true);
+        let live = prior == Prior::Live;
+        let sync = match saved {
+            Some((v, _)) if live => v,
+            _ => vec![nosync; n],
+        };
+        let clean = match saved_clean {
+            Some(v) if live && file.is_none() && v.len() == n => v,
+            _ => vec![true; n],
+        };
         self.memory_used += need;
         self.logs.push(MLog {
             uuid: d.uuid.clone(),
             luid: d.luid,
             file,
-            clean: if file.is_none() { clean.unwrap_or_else(|| vec![true; n]) } else { Vec::new() },
-            sync_restored: sync.is_some(),
-            sync: sync.unwrap_or_else(|| vec![nosync; n]),
+            clean,
+            sync,
             recovering: vec![false; n],
             resumed: false,
-            // A reconnect log's device holds the live bitmap: MARK/CLEAR
-            // from other kernel contexts are served before its RESUME.
-            loaded: file.is_none() || reconnect,
-            reconnect,
+            // The state file keeps its flag when it is taken back.
+            ever_resumed: live,
+            loaded: file.is_none(),
+            prior,
+            clears_pending: false,
             sync_search: 0,
             last_work: None,
             touched_dirtied: false,
             touched_cleaned: false,
             health: b'A',
             pending: Vec::new(),
+            pages: Default::default(),
             args,
         });
         // A regular file: no device name in the reply.
@@ -800,15 +886,23 @@ impl Model {
         l.sync_search = 0;
         l.last_work = None;
         l.recovering.iter_mut().for_each(|b| *b = false);
+        l.resumed = true;
+        l.ever_resumed = true;
+        l.touched_dirtied = false;
+        l.touched_cleaned = false;
+        let prior = std::mem::replace(&mut l.prior, Prior::New);
         let Some(f) = l.file else {
-            l.resumed = true;
             return ok(vec![]);
         };
         let n = l.n();
         let file = &mut self.files[f];
         let (magic, version, nr) = (le32(&file.bytes, 0), le32(&file.bytes, 4), le64(&file.bytes, 8));
         // A new log: `sync`/`nosync` on a table's activation, or no header.
-        let fresh = l.args.sync != SyncArg::Default && !l.reconnect;
+        let fresh = match prior {
+            Prior::New => l.args.sync != SyncArg::Default,
+            Prior::Live => false,
+            Prior::Unknown => l.args.sync == SyncArg::Sync,
+        };
         let nr = if fresh || magic != MAGIC {
             0
         } else if version == 1 || version == 2 {
@@ -817,24 +911,24 @@ impl Model {
             l.health = b'D';
             0
         };
-        let nosync = l.args.sync == SyncArg::NoSync;
-        for r in nr.min(n)..n {
-            file.set(r, nosync);
+        let fill = l.args.sync == SyncArg::NoSync && prior != Prior::Unknown;
+        l.clean = (0..n).map(|r| if r < nr { file.bit(r) } else { fill }).collect();
+        if prior != Prior::Live {
+            l.sync = l.clean.clone();
+        }
+        l.loaded = true;
+        l.clears_pending = false;
+        l.pending.clear();
+        l.pages.clear();
+        for r in 0..n {
+            file.set(r, l.clean[r as usize]);
         }
         for r in n..bitmap_bytes(n) * 8 {
             file.set(r, false);
         }
-        if !std::mem::take(&mut l.sync_restored) {
-            l.sync = (0..n).map(|r| file.bit(r)).collect();
-        }
-        l.loaded = true;
-        l.resumed = true;
         file.bytes[0..4].copy_from_slice(&MAGIC.to_le_bytes());
         file.bytes[4..8].copy_from_slice(&2u32.to_le_bytes());
         file.bytes[8..16].copy_from_slice(&n.to_le_bytes());
-        l.touched_dirtied = false;
-        l.touched_cleaned = false;
-        l.pending.clear();
         ok(vec![])
     }
 }
@@ -1016,7 +1110,37 @@ pub fn page_dirty(file: &std::fs::File, off: u64) -> Option<bool> {
     // SAFETY: cachestat(fd, &range, &stat, 0) reads `range` and writes
     // `stat`, both live locals of the layout the kernel expects.
     let r = unsafe { libc::syscall(451, file.as_raw_fd(), &range as *const Range, &mut st as *mut Stat, 0u32) };
-    (r == 0).then_some(st.nr_dirty + st.nr_writeback > 0)
+    if r == 0 {
+        return Some(st.nr_dirty + st.nr_writeback > 0);
+    }
+    page_dirty_by_eviction(file, off & !4095)
+}
+
+/// Without cachestat (Linux < 6.5): asks the kernel to drop the page from
+/// the cache. A clean page goes; a dirty one is only queued for writeback
+/// and stays resident (mincore), so "still resident" means "was dirty".
+/// Reads the page first so a page that was not cached shows as clean.
+fn page_dirty_by_eviction(file: &std::fs::File, off: u64) -> Option<bool> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::FileExt;
+    let mut b = [0u8; 1];
+    file.read_at(&mut b, off).ok()?;
+    let len = libc::off_t::try_from(off).ok()?;
+    // SAFETY: fadvise on an open descriptor; no memory is passed.
+    if unsafe { libc::posix_fadvise(file.as_raw_fd(), len, 4096, libc::POSIX_FADV_DONTNEED) } != 0 {
+        return None;
+    }
+    // SAFETY: a private read-only mapping of one page of an open file.
+    let p = unsafe { libc::mmap(std::ptr::null_mut(), 4096, libc::PROT_READ, libc::MAP_SHARED, file.as_raw_fd(), len) };
+    if p == libc::MAP_FAILED {
+        return None;
+    }
+    let mut vec = [0u8; 1];
+    // SAFETY: `p` is a live one-page mapping; `vec` has room for one page.
+    let r = unsafe { libc::mincore(p, 4096, vec.as_mut_ptr()) };
+    // SAFETY: unmapping what was mapped above.
+    unsafe { libc::munmap(p, 4096) };
+    (r == 0).then_some(vec[0] & 1 != 0)
 }
 
 /// True when `path` is on tmpfs (where pages never get written back).
@@ -1542,6 +1666,11 @@ impl Gen {
                 let ctr = String::from_utf8_lossy(&r.payload[..end]).into_owned();
                 self.tables.push(Table { uuid: r.uuid.clone(), luid: r.luid, ctr });
             }
+            (t::CTR, 0, Some(p)) if r.payload.last() != Some(&0) => {
+                // Other arguments at a live luid replace the log.
+                let end = r.payload.iter().position(|&b| b == 0).unwrap_or(r.payload.len());
+                self.tables[p].ctr = String::from_utf8_lossy(&r.payload[..end]).into_owned();
+            }
             (t::DTR, 0, Some(p)) => {
                 self.tables.remove(p);
             }
@@ -1591,11 +1720,18 @@ pub fn make_files(rng: &mut Rng, dir: &Path, model: &mut Model, big: bool) {
     model.special.push(("dmulogd-no-such-dir/log".into(), ENOENT));
 }
 
-/// Compares every model file with the bytes on disk.
+/// Compares every model file with the bytes on disk. A live log with clean
+/// bits waiting may have been written by the binary's clear timer: its
+/// file may then hold the log's in-memory bits instead.
 pub fn check_files(model: &Model) -> Result<(), String> {
-    for f in &model.files {
+    for (k, f) in model.files.iter().enumerate() {
         let disk = std::fs::read(&f.path).map_err(|e| format!("{}: {e}", f.path.display()))?;
-        if disk != f.bytes {
+        let timer_wrote = model.logs.iter().filter(|l| l.file == Some(k) && l.resumed && l.loaded && l.clears_pending).any(|l| {
+            let mut alt = MFile { path: f.path.clone(), aliases: Vec::new(), bytes: f.bytes.clone() };
+            Model::write_pages(l, &mut alt);
+            alt.bytes == disk
+        });
+        if disk != f.bytes && !timer_wrote {
             let first = disk.iter().zip(&f.bytes).position(|(a, b)| a != b).unwrap_or(disk.len().min(f.bytes.len()));
             let what = if first < 16 {
                 "header".to_string()
@@ -1633,11 +1769,11 @@ pub fn snapshot(reg: &dmulogd::registry::Registry) -> Vec<u8> {
         s.push(u8::from(l.is_resumed()));
         s.extend_from_slice(format!("{:?}", l.health()).as_bytes());
         s.extend_from_slice(&l.sync_count().to_ne_bytes());
-        s.extend_from_slice(l.clean_bytes());
+        s.extend_from_slice(l.clean_bits().bytes());
         let n = l.region_count();
         let mut byte = 0u8;
         for r in 0..n {
-            byte = byte << 1 | u8::from(l.in_sync(r).unwrap()) << 1 | u8::from(l.is_clean(r).unwrap());
+            byte = byte << 1 | u8::from(l.in_sync(r).unwrap_or(false)) << 1 | u8::from(l.is_clean(r).unwrap());
             if r % 4 == 3 {
                 s.push(byte);
                 byte = 0;
@@ -1680,10 +1816,11 @@ pub fn check_registry(model: &Model, reg: &mut dmulogd::registry::Registry, rng:
         let count = if all { n } else { 4096 };
         for k in 0..count {
             let r = if all { k } else { rng.below(n) };
-            let (c, s) = (dl.is_clean(r).unwrap(), dl.in_sync(r).unwrap());
-            if c != model.is_clean(i, r) || s != ml.sync[r as usize] {
+            // A disk log no RESUME loaded answers IN_SYNC with -ESRCH.
+            let (c, s) = (dl.is_clean(r).unwrap(), dl.in_sync(r).ok());
+            if c != model.is_clean(i, r) || s != ml.loaded.then_some(ml.sync[r as usize]) {
                 return Err(format!(
-                    "log {name} region {r}: daemon clean={c} in_sync={s}, model clean={} in_sync={}",
+                    "log {name} region {r}: daemon clean={c} in_sync={s:?}, model clean={} in_sync={}",
                     model.is_clean(i, r),
                     ml.sync[r as usize]
                 ));
@@ -1707,14 +1844,19 @@ pub struct InProc {
     pub server: dmulogd::server::Server,
     pub port: u32,
     out: Vec<u8>,
-    opts: dmulogd::log::Options,
+    opts: dmulogd::registry::Options,
     memory_limit: u64,
 }
 
 impl InProc {
     /// `state`: keep state files in `<run_dir>/state` as the binary does.
     pub fn new(memory_limit: u64, allow_clustered: bool, run_dir: &Path, state: bool) -> InProc {
-        let opts = dmulogd::log::Options { allow_clustered, state_dir: state.then(|| run_dir.join("state")) };
+        // Legs that always flush: clean bits go out with the next write.
+        let opts = dmulogd::registry::Options {
+            allow_clustered,
+            state_dir: state.then(|| run_dir.join("state")),
+            legs: dmulogd::dm::LegSource::Paths(Vec::new()),
+        };
         InProc {
             server: Self::server(&opts, memory_limit),
             port: 4321,
@@ -1724,7 +1866,7 @@ impl InProc {
         }
     }
 
-    fn server(opts: &dmulogd::log::Options, memory_limit: u64) -> dmulogd::server::Server {
+    fn server(opts: &dmulogd::registry::Options, memory_limit: u64) -> dmulogd::server::Server {
         dmulogd::server::Server::new(dmulogd::registry::Registry::new(opts.clone(), memory_limit))
     }
 

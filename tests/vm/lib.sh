@@ -13,6 +13,8 @@
 #                       judge one boot from its serial log and exit status
 #   vm_disks DIR        three blank virtio disk images for the power-cut
 #                       scenario; prints the qemu -drive arguments
+#   vm_disk FILE SIZE   one blank (sparse) virtio disk image; prints its
+#                       -drive argument
 #
 # Nothing here is installed on the host except Debian packages; the kernel is
 # only unpacked, into ${XDG_CACHE_HOME:-$HOME/.cache}/dmulogd-vm/.
@@ -28,7 +30,7 @@ VM_BASE_REV=3
 # Modules, in load order (the Debian package has no modules.dep).
 VM_MODULES_REQUIRED="drivers/md/dm-mod drivers/md/dm-log drivers/md/dm-region-hash
   drivers/md/dm-mirror drivers/md/dm-log-userspace drivers/block/brd"
-VM_MODULES_OPTIONAL="drivers/md/dm-delay drivers/md/dm-flakey
+VM_MODULES_OPTIONAL="drivers/md/dm-delay drivers/md/dm-flakey drivers/md/dm-zero drivers/md/dm-log-writes
   drivers/virtio/virtio_ring drivers/virtio/virtio drivers/virtio/virtio_pci_modern_dev
   drivers/virtio/virtio_pci_legacy_dev drivers/virtio/virtio_pci drivers/block/virtio_blk"
 
@@ -57,6 +59,11 @@ vm_need_packages() {
   command -v dpkg-deb >/dev/null || missing+=(dpkg)
   command -v timeout >/dev/null || missing+=(coreutils)
   command -v ldd >/dev/null || missing+=(libc-bin)
+  # nlpoke, a guest helper built with `gcc -static` (vm_initrd)
+  command -v gcc >/dev/null || missing+=(gcc)
+  [ -f /usr/lib/x86_64-linux-gnu/libc.a ] || missing+=(libc6-dev)
+  # host-side checks of some boots (check_clear_order.py)
+  command -v python3 >/dev/null || missing+=(python3)
   [ ${#missing[@]} -eq 0 ] && return 0
   [ "$(id -u)" = 0 ] || vm_die "missing packages ${missing[*]} and not root: install them first"
   command -v apt-get >/dev/null || vm_die "missing ${missing[*]} and no apt-get: this needs a Debian machine"
@@ -94,7 +101,17 @@ vm_fetch_kernel() {
     [ -n "$pkg" ] || vm_die "cannot find the kernel package behind linux-image-amd64 (apt-cache depends linux-image-amd64 gave nothing)"
   fi
   VM_KDIR=$VM_CACHE/kernel/$pkg
-  [ -f "$VM_KDIR/.complete" ] && return 0
+  local want; want=$(echo "$VM_MODULES_REQUIRED $VM_MODULES_OPTIONAL" | xargs)
+  if [ -f "$VM_KDIR/.complete" ]; then
+    [ "$(cat "$VM_KDIR/.modules" 2>/dev/null)" = "$want" ] && return 0
+    # Unpacked for another module list: add the modules it lacks, in place
+    # (a suite running at the same time may be reading this cache).
+    # Offline, carry on without them: the boots that need them say so.
+    vm_say "adding modules to the cached $pkg"
+    _vm_add_modules "$pkg" "$want" ||
+      vm_say "warning: could not add modules to $VM_KDIR; boots that need them will fail"
+    return 0
+  fi
 
   vm_say "fetching $pkg (cached in $VM_KDIR)"
   local tmp; tmp=$(mktemp -d "${TMPDIR:-/tmp}/dmulogd-kernel.XXXXXX")
@@ -124,7 +141,30 @@ vm_fetch_kernel() {
     [ -f "$VM_KDIR/modules/$(basename "$m").ko" ] || vm_die "$pkg has no $m.ko"
   done
   grep -q '^CONFIG_CONNECTOR=y' "$VM_KDIR/config" || vm_die "$pkg is not built with CONFIG_CONNECTOR=y"
+  echo "$want" > "$VM_KDIR/.modules"
   touch "$VM_KDIR/.complete"
+}
+
+# _vm_add_modules PKG WANT: download PKG again and copy the modules of WANT
+# that $VM_KDIR/modules lacks; records WANT in $VM_KDIR/.modules.
+_vm_add_modules() {
+  local pkg=$1 want=$2 tmp rel m f b
+  tmp=$(mktemp -d "${TMPDIR:-/tmp}/dmulogd-kernel.XXXXXX") || return 1
+  chmod 755 "$tmp"
+  _vm_apt_update
+  if ! (cd "$tmp" && apt-get download -qq "$pkg" >/dev/null 2>"$tmp/err") ||
+     ! dpkg-deb -x "$tmp"/"$pkg"_*.deb "$tmp/x"; then
+    cat "$tmp/err" >&2; rm -rf "$tmp"; return 1
+  fi
+  rel=$(cat "$VM_KDIR/release")
+  for m in $want; do
+    f=$tmp/x/lib/modules/$rel/kernel/$m.ko b=$(basename "$m")
+    if [ ! -f "$VM_KDIR/modules/$b.ko" ] && [ -f "$f" ]; then
+      cp "$f" "$VM_KDIR/modules/.$b.ko" && mv "$VM_KDIR/modules/.$b.ko" "$VM_KDIR/modules/$b.ko"
+    fi
+  done
+  rm -rf "$tmp"
+  echo "$want" > "$VM_KDIR/.modules"
 }
 
 # Sets VM_BASE to a cached gzip'd cpio with busybox, modules, dmsetup + libs.
@@ -132,7 +172,7 @@ vm_build_base() {
   local dmsetup bb key
   dmsetup=$(command -v dmsetup || echo /sbin/dmsetup)
   bb=/bin/busybox
-  key=$( { echo "$VM_BASE_REV $VM_KDIR"; sha256sum "$bb" "$dmsetup";
+  key=$( { echo "$VM_BASE_REV $VM_KDIR"; ls "$VM_KDIR/modules"; sha256sum "$bb" "$dmsetup";
            ldd "$dmsetup" | awk '/=>/ { print $3 } /ld-linux/ { print $1 }' | xargs -r sha256sum; } |
          sha256sum | cut -c1-16)
   VM_BASE=$VM_CACHE/base-$key.cpio.gz
@@ -184,6 +224,9 @@ vm_initrd() {
     file_is_static "$VM_DMULOGD" || { rm -rf "$root"; vm_die "$VM_DMULOGD is not statically linked"; }
     install -m 755 "$VM_DMULOGD" "$root/sbin/dmulogd"
   fi
+  # guest/nlpoke.c: disturbs the daemon's netlink traffic (t-handover.sh)
+  gcc -static -O2 -s -o "$root/sbin/nlpoke" "$VM_DIR/guest/nlpoke.c" ||
+    { rm -rf "$root"; vm_die "cannot build tests/vm/guest/nlpoke.c with gcc -static"; }
   (cd "$root" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) | gzip -1 > "$out.extra" ||
     { rm -rf "$root"; vm_die "packing the initramfs failed"; }
   # The kernel unpacks concatenated cpio archives in order.
@@ -269,4 +312,16 @@ vm_disks() {
   for f in leg0 leg1 log; do
     printf -- '-drive file=%s/%s.img,if=virtio,format=raw,cache=%s ' "$dir" "$f" "$cache"
   done
+}
+
+# vm_disk FILE SIZE: a blank sparse image (SIZE as truncate takes it);
+# prints its -drive argument (cache=none where FILE's directory allows).
+vm_disk() {
+  local f=$1 cache=none
+  mkdir -p "$(dirname "$f")"
+  rm -f "$f"
+  truncate -s "$2" "$f" || vm_die "cannot create the disk image $f"
+  dd if=/dev/zero of="$f.probe" bs=4096 count=1 oflag=direct 2>/dev/null || cache=writeback
+  rm -f "$f.probe"
+  printf -- '-drive file=%s,if=virtio,format=raw,cache=%s ' "$f" "$cache"
 }

@@ -19,14 +19,16 @@ base|selftest,kbase,klogfail,mirror,deps|420|selftest k-core-nosync k-core-sync 
 restart|restart|480|restart-disk restart-core restart-idle restart-dirty
 more|reload,interop,logfail|420|reload-disk reload-core interop-setup interop-k2u interop-u2k interop-k2u-again logfail
 powercut1|powercut1|240|-powercut-load
-powercut2|powercut2|420|powercut-recover
+powercut2|pcdirty,powercut2|420|powercut-dirty powercut-recover
 rpowercut1|rpowercut1|330|-restart-powercut-load
 rpowercut2|rpowercut2|420|restart-powercut-recover
 kpowercut1|kpowercut1|240|-k-powercut-load
-kpowercut2|kpowercut2|420|k-powercut-recover
+kpowercut2|kpcdirty,kpowercut2|420|k-powercut-dirty k-powercut-recover
+handover|handover,ctrrestart,lostresume|600|handover-inspect handover-u2k2u handover-k2u2k ctr-restart-sync ctr-restart-default lost-resume overflow-writes
+clearorder|kclearorder,uclearorder|360|k-clear-order-run u-clear-order-run k-clear-order u-clear-order
 '
 # chains: boots that share state run in order in one job
-CHAINS='restart base more powercut1+powercut2 rpowercut1+rpowercut2 kpowercut1+kpowercut2'
+CHAINS='restart base more powercut1+powercut2 rpowercut1+rpowercut2 kpowercut1+kpowercut2 clearorder handover'
 
 boot_field() { echo "$BOOTS" | awk -F'|' -v b="$1" -v f="$2" '$1 == b { print $f }'; }
 
@@ -69,6 +71,7 @@ run_chain() {
     end=
     case "$marks" in -*) marks=${marks#-}; end=--no-end ;; esac
     case "$tests" in *powercut1) drives=$(vm_disks "$WORK/disks-$ch") ;; esac
+    case "$b" in clearorder) drives=$(vm_disk "$WORK/disks-$ch/wlog.img" 96M) ;; esac
     if [ -z "$ok" ]; then
       echo "vm: boot $b: skipped (an earlier boot of its chain failed)"
       set -- $marks; nf=$((nf + $#))
@@ -77,6 +80,11 @@ run_chain() {
     rc=0
     # shellcheck disable=SC2086  # drives is a list of words
     vm_boot "$b" "$tests" "$tmo" $drives || rc=$?
+    # host-side verdicts, read from the boot's disk and added to its log
+    case "$b" in clearorder)
+      python3 ./check_clear_order.py "$WORK/disks-$ch/wlog.img" "$VM_LOGDIR/$b.log" > "$WORK/$b.host" 2>&1
+      cat "$WORK/$b.host" >> "$VM_LOGDIR/$b.log" ;;
+    esac
     if vm_check "$b" "$rc" $end $marks; then
       set -- $marks; np=$((np + $#))
     else

@@ -5,8 +5,20 @@
 # Boot 2 (powercut2): every region where the legs differ must be dirty in
 #   the on-disk bitmap (else a mark was lost); the mirror comes back with
 #   exactly those regions out of sync, resyncs them, the legs end identical.
+# The cost of the cut (pcdirty): in the same boot 1, mirror B, a fixed
+#   runtime of random writes over 2^21 regions, stopped a few seconds
+#   before the cut; boot 2 counts B's regions left dirty on its log device.
 
 PC_LEN=16384 PC_RS=256 PC_NREG=64
+# Mirror B: 2^21 regions of 4 KiB, so its bitmap spans 65 pages (a log
+# written lazily page by page shows); legs are dm-zero (only the log
+# counts here), its log a slice of vdc past mirror A's.  PCB_WRITERS
+# random 4 KiB direct writers (the workload's iodepth) for PCB_SECS, then
+# at least PCB_SETTLE s idle before the cut.  Boot 2 allows at most the
+# writes that can be in flight plus PCB_SLACK dirty regions.
+PCB_LEN=16777216 PCB_RS=8 PCB_NREG=2097152
+PCB_LOGOFF=1024 PCB_LOGLEN=1024
+PCB_WRITERS=16 PCB_SECS=10 PCB_SETTLE=3 PCB_SLACK=8
 
 pc_disks_ok() {
   local c=$1 d
@@ -39,6 +51,48 @@ pc_writer() {
   done
 }
 
+# pcb_writer DEV END: random 4 KiB direct writes over mirror B until
+# uptime END.
+pcb_writer() {
+  while [ "$(now)" -lt "$2" ]; do
+    dd if=/tmp/pat1 of="$1" bs=4096 count=1 seek=$(( (RANDOM * 32768 + RANDOM) % PCB_NREG )) \
+       skip=$(( RANDOM % 2048 )) oflag=direct conv=notrunc 2>/dev/null || return 1
+  done
+}
+
+# pcb_start CASE KIND: mirror B and its writers (PCB_PIDS).
+pcb_start() {
+  local c=$1 kind=$2 i end
+  dmt create pcb-z0 --table "0 $PCB_LEN zero" && dmt create pcb-z1 --table "0 $PCB_LEN zero" ||
+    { fail $c "cannot create mirror B's dm-zero legs (dm-zero loaded? $(grep -c '^dm_zero ' /proc/modules))"; return 1; }
+  dmt create pcb-log --table "0 $PCB_LOGLEN linear /dev/vdc $PCB_LOGOFF" ||
+    { fail $c "cannot create mirror B's log slice of vdc"; return 1; }
+  dmt create pcb --table "$(mirror_table $kind disk nosync 0 DMULOGD-TEST-PCDIRTY $PCB_LEN $PCB_RS $D/pcb-log $D/pcb-z0 $D/pcb-z1)" ||
+    { fail $c "dmsetup create pcb (mirror B) failed"; return 1; }
+  in_sync pcb || { fail $c "nosync mirror B not in sync: $(dmt status pcb)"; return 1; }
+  pattern 1 >/dev/null
+  end=$(( $(now) + PCB_SECS ))
+  PCB_PIDS=
+  i=0
+  while [ $i -lt $PCB_WRITERS ]; do
+    bg pcb_writer $D/pcb $end
+    PCB_PIDS="$PCB_PIDS $BG_PID"
+    i=$(( i + 1 ))
+  done
+}
+
+# pcb_finish CASE: B's writers have stopped, B is idle PCB_SETTLE s.
+pcb_finish() {
+  local c=$1 p sysn
+  for p in $PCB_PIDS; do
+    wait $p || { fail $c "a writer of mirror B failed"; return 1; }
+  done
+  sysn=dm-$(dm_minor pcb)
+  wait_for 30 eval '[ "$(inflight_writes '$sysn')" = 0 ]' || { fail $c "mirror B never got idle"; return 1; }
+  sleep $PCB_SETTLE
+  kmsg "pcdirty: mirror B: $(writes_done $sysn) writes by $PCB_WRITERS writers in ${PCB_SECS}s over $PCB_NREG regions, idle since ${PCB_SETTLE}s"
+}
+
 # pile_up SYSN: wait until some writes are done, every writer is held up
 # by the slow leg and leg 0 has finished its copies of those writes
 # (nothing in flight on vda, not even inside QEMU): then the legs differ.
@@ -61,12 +115,15 @@ pc_load() {
     { fail $c "dmsetup create failed"; return 1; }
   in_sync $m || { fail $c "nosync mirror not in sync: $(dmt status $m)"; return 1; }
   sysn=dm-$(dm_minor $m)
+  PCB_PIDS=
+  if [ "${3:-}" != restart ]; then pcb_start $c $kind || return 1; fi
   pattern 1 >/dev/null
   i=0
   while [ $i -lt 32 ]; do
     bg pc_writer $D/$m
     i=$(( i + 1 ))
   done
+  if [ -n "$PCB_PIDS" ]; then pcb_finish $c || return 1; fi
   if ! pile_up $sysn; then
     fail $c "writes did not pile up: $(writes_done $sysn) done, $(delayed_writes pc-s1) held by the slow leg, $(inflight_writes vda) in flight on leg 0"
     return 1
@@ -128,6 +185,35 @@ pc_recover() {
   pass $c
 }
 
+# pc_dirty CASE WHO: after the cut, count mirror B's dirty regions on its log
+# device; at most the writes that can be in flight plus a few.
+pc_dirty() {
+  local c=$1 who=$2 st dirty n bound=$(( PCB_WRITERS + PCB_SLACK ))
+  pc_disks_ok $c || return 1
+  dmt create pcb-log --table "0 $PCB_LOGLEN linear /dev/vdc $PCB_LOGOFF" ||
+    { fail $c "cannot create mirror B's log slice of vdc"; return 1; }
+  st=$(disk_header $D/pcb-log)
+  [ "$st" = "4d695272 2 $PCB_NREG" ] || { fail $c "mirror B's on-disk header after the cut is '$st', want '4d695272 2 $PCB_NREG'"; return 1; }
+  dirty=$(pcb_dirty $D/pcb-log $PCB_NREG)
+  set -- $dirty; n=$#
+  echo "powercut-dirty: $who $n regions (in flight <= $PCB_WRITERS)"
+  say "$c: first dirty regions: $(echo $dirty | cut -d' ' -f1-20)"
+  [ $n -le $bound ] || { fail $c "$n regions of mirror B dirty after the cut, more than the $PCB_WRITERS writes that can be in flight + $PCB_SLACK: clears did not reach the log device"; return 1; }
+  pass $c
+}
+
+# pcb_dirty DEV NREG: disk_dirty for large, mostly clean bitmaps (skips
+# all-clean lines of od's output).
+pcb_dirty() {
+  local bytes=$(( ($2 + 7) / 8 ))
+  dd if="$1" bs=512 skip=2 count=$(( (bytes + 511) / 512 )) iflag=direct 2>/dev/null |
+    od -An -tu1 -v -N$bytes | awk -v n="$2" '
+      /^( +255)+ *$/ { byte += NF; next }
+      { for (i = 1; i <= NF; i++) { b = $i; if (b != 255) for (k = 0; k < 8; k++) { r = byte * 8 + k
+          if (r < n && b % 2 == 0) printf "%d ", r; b = int(b / 2) } byte++ } }'
+  echo
+}
+
 TMO_t_powercut1=200
 TMO_t_powercut2=400
 TMO_t_kpowercut1=200
@@ -140,3 +226,5 @@ t_kpowercut1() { pc_load k-powercut-load k; }
 t_rpowercut1() { pc_load restart-powercut-load u restart; }
 t_rpowercut2() { pc_recover restart-powercut-recover u; }
 t_kpowercut2() { pc_recover k-powercut-recover k; }
+t_pcdirty() { pc_dirty powercut-dirty dmulogd; }
+t_kpcdirty() { pc_dirty k-powercut-dirty kernel; }
