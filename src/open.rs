@@ -21,6 +21,23 @@ use log::{info, warn};
 pub fn log(uuid: &[u8], luid: u64, args: LogArgs, reconnect: bool, dir: Option<&StateDir>) -> Result<Log, Error> {
     let n = args.region_count;
     let nomem = |e: std::io::Error| Error::io("allocate bitmap for", "log", e);
+    // The device first: a CTR that fails leaves no state file behind.
+    let disk = match &args.device {
+        None => None,
+        Some(name) => {
+            let dev = crate::device::open(name)?;
+            let len = dev.image_len(n).unwrap_or(u64::MAX);
+            if dev.size < len {
+                return Err(Error::BadArgument(format!(
+                    "log device {name} is too small: {n} regions need {len} bytes, it has {}",
+                    dev.size
+                )));
+            }
+            let len = usize::try_from(len).map_err(|_| Error::BadArgument(format!("log of {n} regions")))?;
+            let image = DiskImage::new(n, len).map_err(nomem)?;
+            Some(Box::new(Disk::new(dev.name.clone(), dev.devno, image)))
+        }
+    };
     let stored = |kind: state::Kind, reuse: bool| -> Option<state::Stored> {
         let dir = dir?;
         state::open(dir, uuid, luid, kind, n, reuse)
@@ -59,19 +76,7 @@ pub fn log(uuid: &[u8], luid: u64, args: LogArgs, reconnect: bool, dir: Option<&
             }
             Backing::Core { clean }
         }
-        Some(name) => {
-            let dev = crate::device::open(name)?;
-            let len = dev.image_len(n).unwrap_or(u64::MAX);
-            if dev.size < len {
-                return Err(Error::BadArgument(format!(
-                    "log device {name} is too small: {n} regions need {len} bytes, it has {}",
-                    dev.size
-                )));
-            }
-            let len = usize::try_from(len).map_err(|_| Error::BadArgument(format!("log of {n} regions")))?;
-            let image = DiskImage::new(n, len).map_err(nomem)?;
-            Backing::Disk(Box::new(Disk::new(dev.name.clone(), dev.devno, image)))
-        }
+        Some(_) => Backing::Disk(disk.expect("checked first")),
     };
     let recovering = Bitmap::anon(n).map_err(nomem)?;
     Ok(Log::new(uuid, luid, args, backing, sync, recovering, prior))

@@ -73,27 +73,29 @@ impl Registry {
     /// That zombie is replaced rather than blocking the retry with -EEXIST.
     pub fn create(&mut self, uuid: &[u8], luid: u64, ctr: &[u8]) -> Result<Created, Error> {
         let args = LogArgs::parse(ctr, self.opts.allow_clustered)?;
+        let mut replaced = 0;
         if let Ok(existing) = self.get(uuid, luid) {
             if existing.args == args {
                 return Ok(Created { devno: existing.device_number(), new: false });
             }
-            log::warn!(
-                "log {}/{luid:#x}: a new CTR with other arguments; the old log was never destroyed, replacing it",
-                String::from_utf8_lossy(uuid)
-            );
-            self.forget(uuid, luid)?;
-            if let Some(dir) = &self.state {
-                crate::state::remove(dir, uuid, luid);
-            }
+            replaced = existing.args.memory_bytes();
         }
         let need = args.memory_bytes();
-        let left = self.memory_limit.saturating_sub(self.memory_used);
+        let left = self.memory_limit.saturating_sub(self.memory_used - replaced);
         if need > left {
             return Err(Error::NoMemory { needed: need, left });
         }
-        // Only the kernel's reconnect CTR sends the string's NUL.
-        let reconnect = ctr.last() == Some(&0);
+        // Only the kernel's reconnect CTR sends the string's NUL. A log
+        // replacing a dead one never takes its state files back.
+        let reconnect = ctr.last() == Some(&0) && replaced == 0;
         let log = crate::open::log(uuid, luid, args, reconnect, self.state.as_ref())?;
+        if replaced > 0 {
+            log::warn!(
+                "log {}/{luid:#x}: a CTR with other arguments; the old log was never destroyed, replacing it",
+                String::from_utf8_lossy(uuid)
+            );
+            self.forget(uuid, luid)?;
+        }
         let devno = log.device_number();
         self.logs.entry(luid).or_default().push(log);
         self.count += 1;

@@ -25,9 +25,8 @@ fn whole_mirror_life_cycle_with_table_swap() {
     assert_eq!((r.error, r.payload.len()), (0, 0));
     assert_eq!(live.u64_of(&mut d, GET_REGION_SIZE, &[]), 1024);
     assert_eq!(live.sync_count(&mut d), 0);
-    // A resent CTR with the same arguments keeps the log; others: -EEXIST.
+    // A resent CTR with the same arguments keeps the log.
     assert_eq!(live.ctr(&mut d, &args).error, 0);
-    assert_eq!(live.ctr(&mut d, &disk_args(&file, "nosync")).error, EEXIST);
     live.ok(&mut d, RESUME, &[]);
     // A fresh file has no header: a new log, every region out of sync.
     assert_eq!(live.sync_count(&mut d), 0);
@@ -64,7 +63,7 @@ fn whole_mirror_life_cycle_with_table_swap() {
     let next = Kernel::new("LVM-mirror-uuid", 0xffff_8880_0000_2000);
     assert_eq!(next.ctr(&mut d, &args).error, 0);
     // The two logs never mix: the new one is not resumed yet.
-    assert_eq!(next.mark(&mut d, &[1]).error, EINVAL, "disk log not resumed");
+    assert_eq!(next.mark(&mut d, &[1]).error, ESRCH, "disk log not resumed");
     next.ok(&mut d, RESUME, &[]);
     // The swap kept the on-disk state: only region 9 is out of sync.
     assert_eq!(next.sync_count(&mut d), REGIONS - 1);
@@ -158,13 +157,20 @@ fn reconnect_of_a_nosync_log_keeps_its_dirty_regions() {
     // marked and will not mark again.
     assert_eq!(k.ctr_reconnect(&mut d, &args).error, 0);
     // Another kernel context, reconnecting at the same time, may get its
-    // MARK in before the RESUME: it is served, and the RESUME keeps it.
-    assert_eq!(k.mark(&mut d, &[9]).error, 0);
+    // MARK in before the RESUME: -ESRCH (nothing is loaded yet), so that
+    // context reconnects too, then marks.
+    assert_eq!(k.mark(&mut d, &[9]).error, ESRCH);
+    assert_eq!(k.ctr_reconnect(&mut d, &args).error, 0);
     k.ok(&mut d, RESUME, &[]);
+    k.ok(&mut d, RESUME, &[]);
+    assert_eq!(k.mark(&mut d, &[9]).error, 0);
+    assert_eq!(k.flush(&mut d, &[]).error, 0);
     assert!(!k.is_clean(&mut d, 9) && !disk_clean_bit(&file, 9));
     assert!(!k.is_clean(&mut d, 5) && !k.is_clean(&mut d, 6));
+    // No state file said the log was live: the device's bitmap is loaded
+    // (nosync is not applied) and 5, 6 are out of sync, to be resynced.
     assert!(!k.in_sync(&mut d, 5));
-    assert_eq!(k.sync_count(&mut d), REGIONS - 3);
+    assert_eq!(k.sync_count(&mut d), REGIONS - 2);
     assert!(!disk_clean_bit(&file, 5));
     // A fresh activation with nosync (no trailing NUL) starts a new log.
     let fresh = Kernel::new("LVM-renosync", 0xffff_8880_beef_1000);
@@ -291,4 +297,22 @@ fn sigterm_with_live_logs_keeps_serving_and_without_exits() {
     unsafe { libc::kill(d.pid(), libc::SIGTERM) };
     let status = wait_timeout(&mut d.child, std::time::Duration::from_secs(20)).expect("exits");
     assert!(status.success());
+}
+
+/// The luid is the kernel's log context address: a CTR with other
+/// arguments at a luid whose log was never destroyed (its table's load
+/// failed after our CTR, so no DTR came) replaces that dead log instead of
+/// blocking the retry with -EEXIST; a failed replacement keeps it.
+#[test]
+fn a_ctr_with_other_arguments_replaces_a_dead_log() {
+    let dir = TempDir::new("zombie");
+    let file = dir.log_file("log", 1024 + 4096);
+    let mut d = Daemon::spawn(&[]);
+    let k = Kernel::new("LVM-zombie", 0xffff_8880_0000_7000);
+    assert_eq!(k.ctr(&mut d, &disk_args(&file, "")).error, 0);
+    assert_eq!(k.ctr(&mut d, &format!("{} disk /nonexistent/log 1024", REGIONS * 1024)).error, -libc::ENOENT);
+    assert_eq!(k.status(&mut d, STATUS_TABLE), format!("disk 2 {} 1024 ", file.display()));
+    assert_eq!(k.ctr(&mut d, "65536 core 1024 nosync").error, 0);
+    assert_eq!(k.status(&mut d, STATUS_INFO), "1 core");
+    assert_eq!(k.sync_count(&mut d), 64);
 }

@@ -302,7 +302,7 @@ fn memory_stays_flat_under_a_long_request_stream() {
                     10 => (MARK_REGION, regions_payload(&[u64::MAX])),
                     11 => (99, vec![]),
                     12 => (GET_SYNC_COUNT, vec![]),
-                    _ => (CTR, b"8192 core 1024".to_vec()), // -EEXIST, or a resend
+                    _ => (CTR, b"1048576 core 128".to_vec()), // a resend (the disk log: replaced)
                 };
                 let seq = d.next_seq();
                 let luid = if rng.one_in(20) { 777 } else { k.luid };

@@ -806,16 +806,18 @@ impl Model {
 
     fn ctr(&mut self, d: &Decoded) -> Result<Vec<u8>, i32> {
         let args = parse_ctr(&d.payload, self.allow_clustered)?;
+        // Another log at the same luid with other arguments is dead: it is
+        // replaced, once the new one is built.
+        let mut replaced = None;
         if let Some(i) = self.find(&d.uuid, d.luid) {
             if self.logs[i].args == args {
                 return ok(vec![]);
             }
-            // Another log at the same luid: the old one is dead; replaced.
-            let l = self.logs.remove(i);
-            self.memory_used -= l.args.memory();
+            replaced = Some(i);
         }
+        let freed = replaced.map_or(0, |i| self.logs[i].args.memory());
         let need = args.memory();
-        if need > self.memory_limit.saturating_sub(self.memory_used) {
+        if need > self.memory_limit.saturating_sub(self.memory_used - freed) {
             return Err(ENOMEM);
         }
         let file = match &args.device {
@@ -830,7 +832,11 @@ impl Model {
         };
         let n = args.region_count as usize;
         let nosync = args.sync == SyncArg::NoSync;
-        let reconnect = d.payload.last() == Some(&0);
+        let reconnect = d.payload.last() == Some(&0) && replaced.is_none();
+        if let Some(i) = replaced {
+            let l = self.logs.remove(i);
+            self.memory_used -= l.args.memory();
+        }
         // State files: a reconnect CTR of the same log and size takes them
         // back; the log continues as live only if it had been resumed.
         let key = (d.uuid.clone(), d.luid);

@@ -265,15 +265,18 @@ check_content() {
 # ---------------------------------------------------------------- on-disk log
 # Reads the kernel's dm-log disk format directly (the reference view):
 # header at 0 (magic 0x4D695272, version 2, nr_regions), clean bitmap at 1024.
+# Reads use bs=4096: busybox dd takes a smaller buffer from malloc, and
+# when O_DIRECT refuses it (unaligned: EINVAL) it quietly drops O_DIRECT and
+# reads the page cache, which the kernel's dm-io writes never update.
 disk_header() {  # DEV -> "magic version nr_regions"
-  dd if="$1" bs=512 count=1 iflag=direct 2>/dev/null |
+  dd if="$1" bs=4096 count=1 iflag=direct 2>/dev/null |
     od -An -tu4 -N16 | awk '{ printf "%x %d %d\n", $1, $2, $3 + $4 * 4294967296 }'
 }
 # disk_dirty DEV NREG -> dirty (bit 0) regions, space separated
 disk_dirty() {
   local bytes=$(( ($2 + 7) / 8 ))
-  dd if="$1" bs=512 skip=2 count=$(( (bytes + 511) / 512 )) iflag=direct 2>/dev/null |
-    od -An -tu1 -v -N$bytes | awk -v n="$2" '
+  dd if="$1" bs=4096 count=$(( (1024 + bytes + 4095) / 4096 )) iflag=direct 2>/dev/null |
+    od -An -tu1 -v -j1024 -N$bytes | awk -v n="$2" '
       { for (i = 1; i <= NF; i++) { b = $i; for (k = 0; k < 8; k++) { r = byte * 8 + k
           if (r < n && b % 2 == 0) printf "%d ", r; b = int(b / 2) } byte++ } }'
   echo
