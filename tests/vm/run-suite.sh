@@ -24,11 +24,12 @@ rpowercut1|rpowercut1|330|-restart-powercut-load
 rpowercut2|rpowercut2|420|restart-powercut-recover
 kpowercut1|kpowercut1|240|-k-powercut-load
 kpowercut2|kpcdirty,kpowercut2|420|k-powercut-dirty k-powercut-recover
-handover|handover,ctrrestart,lostresume|600|handover-inspect handover-u2k2u handover-k2u2k ctr-restart-sync ctr-restart-default lost-resume overflow-writes
+handover|handover|360|handover-kref handover-inspect handover-u2k2u handover-k2u2k
+firstresume|ctrrestart,lostresume|360|ctr-restart-sync ctr-restart-default lost-resume overflow-writes
 clearorder|kclearorder,uclearorder|360|k-clear-order-run u-clear-order-run k-clear-order u-clear-order
 '
 # chains: boots that share state run in order in one job
-CHAINS='restart base more powercut1+powercut2 rpowercut1+rpowercut2 kpowercut1+kpowercut2 clearorder handover'
+CHAINS='restart base more powercut1+powercut2 rpowercut1+rpowercut2 kpowercut1+kpowercut2 clearorder handover firstresume'
 
 boot_field() { echo "$BOOTS" | awk -F'|' -v b="$1" -v f="$2" '$1 == b { print $f }'; }
 
