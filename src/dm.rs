@@ -41,7 +41,7 @@ const SPEC: usize = 40;
 const FLAG_STATUS_TABLE: u32 = 1 << 4;
 const FLAG_BUFFER_FULL: u32 = 1 << 8;
 const FLAG_QUERY_INACTIVE: u32 = 1 << 12;
-const CMD_LIST_DEVICES: u32 = 3;
+const CMD_LIST_DEVICES: u32 = 2;
 const CMD_TABLE_STATUS: u32 = 12;
 /// `MAPPER_CTRL_MINOR` on the misc major: /dev/mapper/control.
 const CONTROL: (u32, u32) = (10, 236);
@@ -281,7 +281,7 @@ mod tests {
     fn ioctl_numbers_match_the_kernel_header() {
         if cfg!(any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "s390x")) {
             // DM_LIST_DEVICES and DM_TABLE_STATUS as strace prints them.
-            assert_eq!(libc::_IOWR::<[u8; HEADER]>(0xfd, CMD_LIST_DEVICES) as u64, 0xc138_fd03);
+            assert_eq!(libc::_IOWR::<[u8; HEADER]>(0xfd, CMD_LIST_DEVICES) as u64, 0xc138_fd02);
             assert_eq!(libc::_IOWR::<[u8; HEADER]>(0xfd, CMD_TABLE_STATUS) as u64, 0xc138_fd0c);
             assert_eq!(libc::_IO(0x12, 104) as u64, 0x1268, "BLKSSZGET");
         }
