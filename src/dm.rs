@@ -66,9 +66,9 @@ impl LegFiles {
         let mut files = Vec::new();
         for n in names {
             let f = match crate::device::parse_devno(n) {
-                Some(devno) => crate::device::open_devno(devno, libc::O_RDONLY)
-                    .map_err(|e| io::Error::other(e.to_string()))?
-                    .0,
+                Some(devno) => {
+                    crate::device::open_devno(devno, libc::O_RDONLY).map_err(|e| io::Error::other(e.to_string()))?.0
+                }
                 None => File::open(n)?,
             };
             files.push((n.clone(), f));
@@ -119,7 +119,7 @@ impl Control {
             buf[0..12].copy_from_slice(&[4u32, 0, 0].map(u32::to_ne_bytes).concat());
             let total = u32::try_from(size).map_err(|_| io::Error::from_raw_os_error(libc::E2BIG))?;
             buf[12..16].copy_from_slice(&total.to_ne_bytes());
-            buf[16..20].copy_from_slice(&(HEADER as u32).to_ne_bytes());
+            buf[16..20].copy_from_slice(&u32::try_from(HEADER).expect("312 fits").to_ne_bytes());
             buf[28..32].copy_from_slice(&flags.to_ne_bytes());
             let n = name.len().min(NAME.len() - 1);
             buf[NAME.start..NAME.start + n].copy_from_slice(&name[..n]);

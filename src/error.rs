@@ -49,8 +49,11 @@ impl Error {
             | Error::BadPayload { .. }
             | Error::BadRegion { .. } => libc::EINVAL,
             Error::NoMemory { .. } => libc::ENOMEM,
+            // The kernel resends a request answered -EAGAIN at once, for
+            // ever, and takes -ESRCH for a missing server: an I/O error
+            // carrying either becomes -EIO.
             Error::Io { source, .. } => match source.raw_os_error() {
-                Some(e) if e > 0 => e,
+                Some(e) if e > 0 && e != libc::EAGAIN && e != libc::ESRCH => e,
                 _ => libc::EIO,
             },
         }
@@ -102,5 +105,10 @@ mod tests {
         assert_eq!(io.errno(), -libc::EIO);
         let other = Error::io("sync", "/x", io::Error::other("no errno"));
         assert_eq!(other.errno(), -libc::EIO);
+        for looping in [libc::EAGAIN, libc::ESRCH] {
+            let e = Error::io("write", "/x", io::Error::from_raw_os_error(looping));
+            assert_eq!(e.errno(), -libc::EIO, "errno {looping} would make the kernel loop");
+        }
+        assert_eq!(Error::NotLoaded.errno(), -libc::ESRCH);
     }
 }

@@ -129,6 +129,14 @@ pub fn addrs_since(since: u64) -> Option<Vec<usize>> {
     Some((since..now).map(|k| ADDRS[usize::try_from(k % RING as u64).unwrap_or(0)].load(Ordering::Relaxed)).collect())
 }
 
+/// Records a fault as the handler would (tests of what follows a fault).
+#[cfg(test)]
+pub(crate) fn simulate(addr: usize) {
+    let n = FAULTS.load(Ordering::Relaxed);
+    ADDRS[usize::try_from(n % RING as u64).unwrap_or(0)].store(addr, Ordering::Relaxed);
+    FAULTS.store(n + 1, Ordering::Release);
+}
+
 /// SIGBUS signals sent by processes and ignored.
 pub fn sent() -> u64 {
     SENT.load(Ordering::Relaxed)

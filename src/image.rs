@@ -277,6 +277,7 @@ impl DiskImage {
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)]
 mod tests {
     use super::*;
 
@@ -332,7 +333,10 @@ mod tests {
         img.mark(bits - 1);
         img.write_pending(&mut dev, false).unwrap();
         let last = 3 * page;
-        assert_eq!(dev.calls, vec![format!("write 0+{}", 2 * page), format!("write {last}+{}", len - last), "flush".into()]);
+        assert_eq!(
+            dev.calls,
+            vec![format!("write 0+{}", 2 * page), format!("write {last}+{}", len - last), "flush".into()]
+        );
         assert!(!bit(&dev, 0) && !bit(&dev, bits - 1));
         // A clear without a leg flush stays in memory, even when a mark
         // writes its page.

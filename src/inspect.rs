@@ -4,8 +4,8 @@
 
 use crate::bitmap::bitmap_bytes;
 use crate::disk::{Header, BITMAP_OFFSET, HEADER_LEN};
-use std::fmt::Write as _;
 use memmap2::MmapOptions;
+use std::fmt::Write as _;
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, FileTypeExt};

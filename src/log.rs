@@ -171,7 +171,15 @@ fn check_region(r: u64, count: u64) -> Result<u64, Error> {
 impl Log {
     /// CTR: a log over bitmaps made by [`crate::open`]. `sync` holds the
     /// initial sync bits (restored from a state file for `Prior::Live`).
-    pub fn new(uuid: &[u8], luid: u64, args: LogArgs, backing: Backing, sync: Bitmap, recovering: Bitmap, prior: Prior) -> Log {
+    pub fn new(
+        uuid: &[u8],
+        luid: u64,
+        args: LogArgs,
+        backing: Backing,
+        sync: Bitmap,
+        recovering: Bitmap,
+        prior: Prior,
+    ) -> Log {
         let sync_count = sync.count_ones();
         Log {
             uuid: uuid.into(),
@@ -586,6 +594,7 @@ fn resume_disk(d: &mut Disk, args: &LogArgs, prior: Prior, n: u64) -> Result<(),
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)]
 mod tests {
     use super::*;
     use crate::disk::BITMAP_OFFSET;
@@ -794,7 +803,7 @@ mod tests {
     fn reconnect_priors() {
         let mut dirty = image(8, true);
         dirty[BITMAP_OFFSET] = 0b1111_1110; // region 0 dirty on disk
-        // Live: the device's bitmap, whatever the word.
+                                            // Live: the device's bitmap, whatever the word.
         let (mut l, _, _) = disk_log("8192 disk 7:0 1024 nosync", dirty.clone(), Some(false), Prior::Live);
         l.resume().unwrap();
         assert!(!l.is_clean(0).unwrap());

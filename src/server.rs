@@ -436,3 +436,28 @@ impl Server {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::Options;
+    use crate::wire::RequestSpec;
+
+    /// A fault during a CTR (a state file truncated while it was being
+    /// built) must not leave the half-built log registered: the CTR is
+    /// answered -EIO and the kernel finds no log.
+    #[test]
+    fn a_ctr_that_faulted_leaves_no_log() {
+        let mut s = Server::new(Registry::new(Options::default(), 1 << 30));
+        let ctr = RequestSpec { luid: 7, uuid: b"U", version: 3, seq: 1, request_type: 1, payload: b"8192 core 1024" };
+        let mut out = vec![0u8; crate::wire::SEND_BUF_LEN];
+        // The fault is recorded after the loop's last check: as if taken
+        // inside this request.
+        crate::fault::simulate(usize::MAX);
+        let n = s.handle_datagram(&ctr.encode(), 0, 1, &mut out).expect("a reply");
+        let reply = crate::wire::Reply::decode(&out[..n]).expect("decodes");
+        assert_eq!(reply.error, -libc::EIO);
+        assert!(s.registry.get(b"U", 7).is_err(), "the CTR that faulted left its log registered");
+        assert!(s.registry.is_empty());
+    }
+}

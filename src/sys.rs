@@ -27,7 +27,7 @@ pub fn wait_readable(fd: BorrowedFd<'_>, mask: &libc::sigset_t, timeout: Option<
     let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
     let ts = timeout.map(|t| libc::timespec {
         tv_sec: libc::time_t::try_from(t.as_secs()).unwrap_or(libc::time_t::MAX),
-        tv_nsec: libc::c_long::try_from(t.subsec_nanos()).unwrap_or(0),
+        tv_nsec: libc::c_long::from(t.subsec_nanos()),
     });
     let tp = ts.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
     // SAFETY: `pfd` is one valid pollfd for the duration of the call, the

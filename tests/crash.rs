@@ -345,7 +345,11 @@ fn kill_9_at_random_points_never_loses_an_acknowledged_mark() {
 #[test]
 fn flush_reply_means_the_marked_pages_are_written_back() {
     let dir = TempDir::new_in(Path::new(env!("CARGO_TARGET_TMPDIR")), "durable");
-    assert!(!on_tmpfs(dir.path()), "{} is tmpfs, whose pages are never written back: the probe cannot work", dir.path().display());
+    assert!(
+        !on_tmpfs(dir.path()),
+        "{} is tmpfs, whose pages are never written back: the probe cannot work",
+        dir.path().display()
+    );
     const PAGES: u64 = 100;
     let f = dir.log_file("log", 1024 + PAGES * 4096);
     let n = PAGES * 4096 * 8;
@@ -408,7 +412,10 @@ fn flush_reply_means_the_marked_pages_are_written_back() {
                 page_of(r),
                 marks.len()
             );
-            assert!(!disk_clean_bit(&f, r), "round {round}: FLUSH answered, but marked region {r} is clean in the file");
+            assert!(
+                !disk_clean_bit(&f, r),
+                "round {round}: FLUSH answered, but marked region {r} is clean in the file"
+            );
             dirty_regions.insert(r);
         }
     }

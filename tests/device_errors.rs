@@ -314,6 +314,17 @@ impl Drop for Loop {
     }
 }
 
+/// True when process `pid` has block device `devno` (MAJ:MIN) open.
+fn holds_open(pid: i32, devno: &str) -> bool {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let (maj, min) = devno.split_once(':').unwrap();
+    let want = libc::makedev(maj.parse().unwrap(), min.parse().unwrap());
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+        .any(|e| std::fs::metadata(e.path()).is_ok_and(|m| m.file_type().is_block_device() && m.rdev() == want))
+}
+
 /// A valid log image: header for `n` regions, every region clean.
 fn clean_image(n: u64, bytes: usize) -> Vec<u8> {
     let mut b = vec![0u8; bytes];
@@ -345,9 +356,13 @@ fn block_device_log_names_its_device_and_makes_marks_durable() {
     let v1 = Kernel { version: 1, ..Kernel::new("LVM-blk", 3) };
     let r = v1.ctr(&mut d, &format!("{} disk {devno} 2", N * 2));
     assert_eq!((r.error, r.payload.len()), (0, 0));
+    // Logs whose table never goes live (a load that fails after our CTR
+    // sends no DTR) must not pin the device: nothing is open before RESUME.
+    assert!(!holds_open(d.pid(), &devno), "a log never resumed holds its device open");
     b.ok(&mut d, DTR, &[]);
     v1.ok(&mut d, DTR, &[]);
     a.ok(&mut d, RESUME, &[]);
+    assert!(holds_open(d.pid(), &devno), "test premise: a resumed log holds its device");
     assert_eq!(a.sync_count(&mut d), N, "the image's clean bitmap was loaded");
     assert_eq!(a.status(&mut d, STATUS_INFO), format!("3 disk {devno} A"));
     assert_eq!(a.status(&mut d, STATUS_TABLE), format!("disk 2 {devno} 2 "));

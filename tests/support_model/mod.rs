@@ -544,6 +544,7 @@ impl Model {
     /// The bytes the daemon writes for log `i`'s touched pages into `file`:
     /// its header, and its in-memory bits (padding bits clear); the page
     /// holding the header carries bytes 16..1024 as the file has them.
+    #[allow(clippy::needless_range_loop)]
     pub fn write_pages(l: &MLog, file: &mut MFile) {
         let n = l.n();
         let len = BITMAP_OFFSET + bitmap_bytes(n) as usize;
@@ -1732,11 +1733,12 @@ pub fn make_files(rng: &mut Rng, dir: &Path, model: &mut Model, big: bool) {
 pub fn check_files(model: &Model) -> Result<(), String> {
     for (k, f) in model.files.iter().enumerate() {
         let disk = std::fs::read(&f.path).map_err(|e| format!("{}: {e}", f.path.display()))?;
-        let timer_wrote = model.logs.iter().filter(|l| l.file == Some(k) && l.resumed && l.loaded && l.clears_pending).any(|l| {
-            let mut alt = MFile { path: f.path.clone(), aliases: Vec::new(), bytes: f.bytes.clone() };
-            Model::write_pages(l, &mut alt);
-            alt.bytes == disk
-        });
+        let timer_wrote =
+            model.logs.iter().filter(|l| l.file == Some(k) && l.resumed && l.loaded && l.clears_pending).any(|l| {
+                let mut alt = MFile { path: f.path.clone(), aliases: Vec::new(), bytes: f.bytes.clone() };
+                Model::write_pages(l, &mut alt);
+                alt.bytes == disk
+            });
         if disk != f.bytes && !timer_wrote {
             let first = disk.iter().zip(&f.bytes).position(|(a, b)| a != b).unwrap_or(disk.len().min(f.bytes.len()));
             let what = if first < 16 {

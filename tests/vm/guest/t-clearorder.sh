@@ -51,7 +51,7 @@ co_run() {
   # start from zeros: the checker assumes a zeroed log device
   fill "$ram" /dev/zero $CO_DEV_LEN || { fail "$c" "cannot zero $ram"; return 1; }
   if ! dmt create co-wlog --table "0 $CO_WLOG_LEN linear /dev/vda $wstart" ||
-     ! dd if=/dev/zero of="$D/co-wlog" bs=512 count=1 oflag=direct 2>/dev/null; then
+     ! dd if=/dev/zero of="$D/co-wlog" bs=4096 count=1 oflag=direct 2>/dev/null; then
     fail "$c" "cannot create the write-log slice of /dev/vda"; return 1
   fi
   if ! dmt create $w --table "0 $CO_DEV_LEN log-writes $ram $D/co-wlog"; then
@@ -86,8 +86,8 @@ co_run() {
   for i in co-log co-leg1 co-leg0 $w; do
     dmt remove "$i" || { fail "$c" "cannot remove $i"; return 1; }
   done
-  # super block: magic (le64) and nr_entries
-  ent=$(dd if="$D/co-wlog" bs=512 count=1 iflag=direct 2>/dev/null | od -An -tu4 -N24 | xargs |
+  # super block: magic (le64) and nr_entries (bs=4096: see disk_header)
+  ent=$(dd if="$D/co-wlog" bs=4096 count=1 iflag=direct 2>/dev/null | od -An -tu4 -N24 | xargs |
         awk '{ printf "%08x%08x %d", $2, $1, $5 + $6 * 4294967296 }')
   dmt remove co-wlog || { fail "$c" "cannot remove the write-log slice"; return 1; }
   case "$ent" in

@@ -203,11 +203,11 @@ pc_dirty() {
 }
 
 # pcb_dirty DEV NREG: disk_dirty for large, mostly clean bitmaps (skips
-# all-clean lines of od's output).
+# all-clean lines of od's output).  bs=4096 keeps O_DIRECT (see disk_header).
 pcb_dirty() {
   local bytes=$(( ($2 + 7) / 8 ))
-  dd if="$1" bs=512 skip=2 count=$(( (bytes + 511) / 512 )) iflag=direct 2>/dev/null |
-    od -An -tu1 -v -N$bytes | awk -v n="$2" '
+  dd if="$1" bs=4096 count=$(( (1024 + bytes + 4095) / 4096 )) iflag=direct 2>/dev/null |
+    od -An -tu1 -v -j1024 -N$bytes | awk -v n="$2" '
       /^( +255)+ *$/ { byte += NF; next }
       { for (i = 1; i <= NF; i++) { b = $i; if (b != 255) for (k = 0; k < 8; k++) { r = byte * 8 + k
           if (r < n && b % 2 == 0) printf "%d ", r; b = int(b / 2) } byte++ } }'
