@@ -10,7 +10,9 @@ use crate::error::Error;
 use crate::registry::Registry;
 use crate::signals;
 use crate::transport::{Recv, Transport};
-use crate::wire::{self, Request, RequestType, HEADERS_LEN, MAX_REQUEST_PAYLOAD, RECV_BUF_LEN, SEND_BUF_LEN};
+use crate::wire::{
+    self, Answer, Body, Request, RequestType, HEADERS_LEN, MAX_REQUEST_PAYLOAD, RECV_BUF_LEN, SEND_BUF_LEN,
+};
 use log::{debug, info, log, warn, Level};
 use std::io;
 use std::time::{Duration, Instant};
@@ -81,24 +83,6 @@ pub struct Server {
 enum Control {
     Serve,
     Exit,
-}
-
-fn put_u64(out: &mut [u8], at: usize, v: u64) {
-    out[at..at + 8].copy_from_slice(&v.to_ne_bytes());
-}
-
-fn put_str(out: &mut [u8], s: &str) -> usize {
-    // The NUL is sent and counted: the kernel copies exactly data_size
-    // bytes into its status buffer and reads it back as a C string.
-    let n = s.len().min(out.len() - 1);
-    out[..n].copy_from_slice(&s.as_bytes()[..n]);
-    out[n] = 0;
-    n + 1
-}
-
-fn one_region(t: RequestType, payload: &[u8]) -> Result<u64, Error> {
-    let b: [u8; 8] = payload.try_into().map_err(|_| Error::BadPayload { request: t.name(), size: payload.len() })?;
-    Ok(u64::from_ne_bytes(b))
 }
 
 impl Server {
@@ -173,7 +157,8 @@ impl Server {
     }
 
     /// Carries out one request; reply payload goes to `out`, its length is
-    /// returned.
+    /// returned. An unknown log gets -ESRCH before its payload is looked at
+    /// (after a restart every request of a live table ends up here first).
     pub fn dispatch(&mut self, req: &Request<'_>, out: &mut [u8]) -> Result<usize, Error> {
         let t = req.request_type().ok_or(Error::UnknownRequest(req.raw_type()))?;
         if !wire::VERSIONS.contains(&req.version()) {
@@ -184,15 +169,14 @@ impl Server {
             return Err(Error::BadPayload { request: t.name(), size: p.len() });
         }
         let (uuid, luid) = (req.uuid(), req.luid());
-        let regions = || wire::regions(p).ok_or(Error::BadPayload { request: t.name(), size: p.len() });
         debug!("{} {}/{:#x} seq {} ({} bytes)", t.name(), String::from_utf8_lossy(uuid), luid, req.seq(), p.len());
-        match t {
-            // Payload in: the constructor string. Out: "MAJ:MIN\0" of a
-            // block log device so the kernel dm_get_device()s it (v2+) —
-            // but only for the CTR of userspace_ctr(), whose string has no
-            // trailing NUL. The reconnect CTR after -ESRCH sends strlen+1
-            // bytes and passes *no* reply buffer: any data there fails with
-            // -ENOSPC and the kernel retries forever.
+        let body = || Body::decode(t, p).map_err(|e| Error::BadPayload { request: e.request, size: e.size });
+        let answer = match t {
+            // The device name goes only to the CTR of userspace_ctr(),
+            // whose string has no trailing NUL: the reconnect CTR after
+            // -ESRCH sends strlen+1 bytes and passes *no* reply buffer, so
+            // any data there fails with -ENOSPC and the kernel retries for
+            // ever.
             RequestType::Ctr => {
                 let created = self.registry.create(uuid, luid, p)?;
                 if created.new {
@@ -204,79 +188,63 @@ impl Server {
                     );
                 }
                 match created.devno {
-                    Some(name) if req.version() >= 2 && p.last() != Some(&0) => Ok(put_str(out, &name)),
-                    _ => Ok(0),
+                    Some(name) if req.version() >= 2 && p.last() != Some(&0) => Answer::Str(name),
+                    _ => Answer::Nothing,
                 }
-            }
-            RequestType::Resume => {
-                self.registry.resume(uuid, luid)?;
-                self.note_clears(uuid, luid);
-                Ok(0)
             }
             RequestType::Dtr => {
                 self.registry.remove(uuid, luid)?;
                 info!("destroyed log {}/{:#x}", String::from_utf8_lossy(uuid), luid);
-                Ok(0)
+                Answer::Nothing
+            }
+            RequestType::Resume => {
+                self.registry.resume(uuid, luid)?;
+                self.note_clears(uuid, luid);
+                Answer::Nothing
             }
             _ => {
                 let log = self.registry.get(uuid, luid)?;
-                match t {
-                    RequestType::Ctr | RequestType::Dtr => unreachable!("handled above"),
-                    RequestType::Presuspend => Ok(0),
-                    RequestType::Postsuspend => log.postsuspend().map(|()| 0),
-                    RequestType::Resume => unreachable!("handled above"),
-                    RequestType::GetRegionSize => {
-                        put_u64(out, 0, u64::from(log.args.region_size));
-                        Ok(8)
+                match (t, body()?) {
+                    (RequestType::Presuspend, _) => Answer::Nothing,
+                    (RequestType::Postsuspend, _) => {
+                        log.postsuspend()?;
+                        Answer::Nothing
                     }
-                    RequestType::IsClean => {
-                        let c = log.is_clean(one_region(t, p)?)?;
-                        put_u64(out, 0, u64::from(c));
-                        Ok(8)
+                    (RequestType::GetRegionSize, _) => Answer::U64(u64::from(log.args.region_size)),
+                    (RequestType::IsClean, Body::Region(r)) => Answer::flag(log.is_clean(r)?),
+                    (RequestType::InSync, Body::Region(r)) => Answer::flag(log.in_sync(r)?),
+                    (RequestType::Flush, Body::Regions(rs)) => {
+                        log.flush(rs)?;
+                        Answer::Nothing
                     }
-                    RequestType::InSync => {
-                        let s = log.in_sync(one_region(t, p)?)?;
-                        put_u64(out, 0, u64::from(s));
-                        Ok(8)
+                    (RequestType::MarkRegion, Body::Regions(rs)) => {
+                        log.mark(rs)?;
+                        Answer::Nothing
                     }
-                    RequestType::Flush => log.flush(regions()?).map(|()| 0),
-                    RequestType::MarkRegion => log.mark(regions()?).map(|()| 0),
-                    RequestType::ClearRegion => {
-                        log.clear(regions()?)?;
+                    (RequestType::ClearRegion, Body::Regions(rs)) => {
+                        log.clear(rs)?;
                         if log.clears_pending() && self.clear_deadline.is_none() {
                             self.clear_deadline = Some(Instant::now() + CLEAR_DELAY);
                         }
-                        Ok(0)
+                        Answer::Nothing
                     }
-                    RequestType::GetResyncWork => {
+                    (RequestType::GetResyncWork, _) => {
                         let work = log.get_resync_work()?;
-                        put_u64(out, 0, u64::from(work.is_some()));
-                        put_u64(out, 8, work.unwrap_or(0));
-                        Ok(16)
+                        Answer::Pair(u64::from(work.is_some()), work.unwrap_or(0))
                     }
-                    RequestType::SetRegionSync => {
-                        if p.len() != 16 {
-                            return Err(Error::BadPayload { request: t.name(), size: p.len() });
-                        }
-                        let r = one_region(t, &p[..8])?;
-                        let in_sync = i64::from_ne_bytes(p[8..16].try_into().expect("8 bytes"));
-                        log.set_region_sync(r, in_sync != 0).map(|()| 0)
+                    (RequestType::SetRegionSync, Body::SetSync { region, in_sync }) => {
+                        log.set_region_sync(region, in_sync)?;
+                        Answer::Nothing
                     }
-                    RequestType::GetSyncCount => {
-                        put_u64(out, 0, log.sync_count());
-                        Ok(8)
-                    }
-                    RequestType::StatusInfo => Ok(put_str(out, &log.status_info())),
-                    RequestType::StatusTable => Ok(put_str(out, &log.status_table())),
-                    RequestType::IsRemoteRecovering => {
-                        let hint = log.in_sync_hint(one_region(t, p)?)?;
-                        put_u64(out, 0, 0);
-                        put_u64(out, 8, hint);
-                        Ok(16)
-                    }
+                    (RequestType::GetSyncCount, _) => Answer::U64(log.sync_count()),
+                    (RequestType::StatusInfo, _) => Answer::Str(log.status_info()),
+                    (RequestType::StatusTable, _) => Answer::Str(log.status_table()),
+                    (RequestType::IsRemoteRecovering, Body::Region(r)) => Answer::Pair(0, log.in_sync_hint(r)?),
+                    (t, b) => unreachable!("{} decoded as {b:?}", t.name()),
                 }
             }
-        }
+        };
+        Ok(answer.encode(out))
     }
 
     /// After a SIGBUS was survived (src/fault.rs), wherever it happened:

@@ -79,25 +79,49 @@ const RQ_DATA_SIZE: Field = 156..160;
 const CN: usize = NLMSG_HDRLEN;
 const RQ: usize = NLMSG_HDRLEN + CN_MSG_LEN;
 
-/// The 17 request types of `dm-log-userspace.h` (type = request_type & 0xff).
+/// The request types of `dm-log-userspace.h` (type = request_type & 0xff):
+/// what each carries in ([`Body`]), what its reply carries ([`Answer`]).
+/// Integers are native-endian u64/i64; strings are sent with their NUL
+/// counted in `data_size`. See docs/protocol.md for when the kernel sends
+/// each one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RequestType {
+    /// In: the constructor string, `"<target sectors> <type> <args...>"`
+    /// (ends in NUL when it is the reconnect CTR). Out: `"MAJ:MIN\0"` of a
+    /// block log device, to the first CTR of a table (v2+), else nothing.
     Ctr = 1,
+    /// In: nothing. Out: nothing. The table is gone.
     Dtr,
+    /// In: nothing. Out: nothing.
     Presuspend,
+    /// In: nothing. Out: nothing; the log is made durable first.
     Postsuspend,
+    /// In: nothing. Out: nothing; a disk log reads its device.
     Resume,
+    /// In: nothing. Out: u64 region size in sectors.
     GetRegionSize,
+    /// In: u64 region. Out: i64 1 (clean) or 0.
     IsClean,
+    /// In: u64 region. Out: i64 1 (in sync) or 0.
     InSync,
+    /// In: nothing, or u64 regions to mark first (v3 integrated flush).
+    /// Out: nothing; marks are durable when the reply is sent.
     Flush,
+    /// In: u64 regions. Out: nothing.
     MarkRegion,
+    /// In: u64 regions. Out: nothing.
     ClearRegion,
+    /// In: nothing. Out: {i64 found; u64 region}.
     GetResyncWork,
+    /// In: {u64 region; i64 in_sync}. Out: nothing.
     SetRegionSync,
+    /// In: nothing. Out: u64 regions in sync.
     GetSyncCount,
+    /// In: nothing. Out: the status line (`1 core`, `3 disk MAJ:MIN A`).
     StatusInfo,
+    /// In: nothing. Out: the table line (current kernels build their own).
     StatusTable,
+    /// In: u64 region. Out: {i64 recovering elsewhere (0); u64 in_sync_hint}.
     IsRemoteRecovering,
 }
 
@@ -124,7 +148,7 @@ impl RequestType {
 
     pub fn from_raw(raw: u32) -> Option<RequestType> {
         let t = (raw & 0xff) as usize;
-        (1..=17).contains(&t).then(|| RequestType::ALL[t - 1])
+        (1..=Self::ALL.len()).contains(&t).then(|| RequestType::ALL[t - 1])
     }
 
     /// Size of the reply buffer the kernel passes for this request, when it
@@ -289,28 +313,32 @@ impl<'a> Request<'a> {
     /// [`HEADERS_LEN`] on already hold `payload_len` bytes of reply
     /// payload (`data_size`). Returns the datagram length.
     pub fn encode_reply(&self, out: &mut [u8], own_port: u32, error: i32, payload_len: usize) -> usize {
-        let data_size = payload_len;
-        let cn_len = REQUEST_LEN + data_size;
-        let total = HEADERS_LEN + data_size;
-        let total32 = u32::try_from(total).expect("reply fits the send buffer");
-        put(out, NL_LEN, &total32.to_ne_bytes());
-        put(out, NL_TYPE, &NLMSG_DONE.to_ne_bytes());
-        put(out, NL_FLAGS, &0u16.to_ne_bytes());
-        put(out, NL_SEQ, &0u32.to_ne_bytes());
-        put(out, NL_PID, &own_port.to_ne_bytes());
-        let cn = &mut out[CN..RQ];
-        put(cn, CN_IDX, &CN_IDX_DM.to_ne_bytes());
-        put(cn, CN_VAL, &CN_VAL_DM_USERSPACE_LOG.to_ne_bytes());
-        put(cn, CN_SEQ, &self.cn_seq.to_ne_bytes());
-        put(cn, CN_ACK, &0u32.to_ne_bytes());
-        put(cn, CN_LEN, &u16::try_from(cn_len).expect("reply fits u16").to_ne_bytes());
-        put(cn, CN_FLAGS, &0u16.to_ne_bytes());
+        let total = frame(out, own_port, 0, self.cn_seq, payload_len);
         let rq = &mut out[RQ..HEADERS_LEN];
         rq.copy_from_slice(self.header);
         put(rq, RQ_ERROR, &error.to_ne_bytes());
-        put(rq, RQ_DATA_SIZE, &u32::try_from(data_size).expect("small").to_ne_bytes());
+        put(rq, RQ_DATA_SIZE, &u32::try_from(payload_len).expect("small").to_ne_bytes());
         total
     }
+}
+
+/// Writes the nlmsghdr and cn_msg in front of a `dm_ulog_request` with
+/// `data_size` payload bytes; returns the datagram length.
+fn frame(out: &mut [u8], nl_pid: u32, nl_seq: u32, cn_seq: u32, data_size: usize) -> usize {
+    let total = HEADERS_LEN + data_size;
+    put(out, NL_LEN, &u32::try_from(total).expect("datagram fits u32").to_ne_bytes());
+    put(out, NL_TYPE, &NLMSG_DONE.to_ne_bytes());
+    put(out, NL_FLAGS, &0u16.to_ne_bytes());
+    put(out, NL_SEQ, &nl_seq.to_ne_bytes());
+    put(out, NL_PID, &nl_pid.to_ne_bytes());
+    let cn = &mut out[CN..RQ];
+    put(cn, CN_IDX, &CN_IDX_DM.to_ne_bytes());
+    put(cn, CN_VAL, &CN_VAL_DM_USERSPACE_LOG.to_ne_bytes());
+    put(cn, CN_SEQ, &cn_seq.to_ne_bytes());
+    put(cn, CN_ACK, &0u32.to_ne_bytes());
+    put(cn, CN_LEN, &u16::try_from(REQUEST_LEN + data_size).unwrap_or(u16::MAX).to_ne_bytes());
+    put(cn, CN_FLAGS, &0u16.to_ne_bytes());
+    total
 }
 
 /// Fields of a request as the kernel builds it; used by tests, benchmarks
@@ -330,16 +358,7 @@ impl RequestSpec<'_> {
     /// `cn_netlink_send` lay it out.
     pub fn encode(&self) -> Vec<u8> {
         let mut b = vec![0u8; HEADERS_LEN + self.payload.len()];
-        let total = u32::try_from(b.len()).expect("test datagram fits u32");
-        put(&mut b, NL_LEN, &total.to_ne_bytes());
-        put(&mut b, NL_TYPE, &NLMSG_DONE.to_ne_bytes());
-        put(&mut b, NL_SEQ, &self.seq.to_ne_bytes());
-        let cn = &mut b[CN..RQ];
-        put(cn, CN_IDX, &CN_IDX_DM.to_ne_bytes());
-        put(cn, CN_VAL, &CN_VAL_DM_USERSPACE_LOG.to_ne_bytes());
-        put(cn, CN_SEQ, &self.seq.to_ne_bytes());
-        let cn_len = u16::try_from(REQUEST_LEN + self.payload.len()).unwrap_or(u16::MAX);
-        put(cn, CN_LEN, &cn_len.to_ne_bytes());
+        frame(&mut b, 0, self.seq, self.seq, self.payload.len());
         let rq = &mut b[RQ..HEADERS_LEN];
         put(rq, RQ_LUID, &self.luid.to_ne_bytes());
         let n = self.uuid.len().min(UUID_LEN - 1);
@@ -402,10 +421,109 @@ impl Reply {
     }
 }
 
-/// Reads a payload of u64 regions (`data_size % 8 == 0`).
-pub fn regions(payload: &[u8]) -> Option<impl Iterator<Item = u64> + Clone + '_> {
-    (payload.len() % 8 == 0)
-        .then(|| payload.chunks_exact(8).map(|c| u64::from_ne_bytes(c.try_into().expect("8 bytes"))))
+/// A payload of u64 regions, read as it is iterated.
+#[derive(Clone, Debug)]
+pub struct Regions<'a>(std::slice::ChunksExact<'a, u8>);
+
+impl Iterator for Regions<'_> {
+    type Item = u64;
+    fn next(&mut self) -> Option<u64> {
+        self.0.next().map(|c| u64::from_ne_bytes(c.try_into().expect("8 bytes")))
+    }
+}
+
+/// What a request carries in, by type (see [`RequestType`]).
+#[derive(Clone, Debug)]
+pub enum Body<'a> {
+    /// The constructor string, as sent.
+    Ctr(&'a [u8]),
+    /// One region.
+    Region(u64),
+    /// Regions (`data_size % 8 == 0`; none for a plain FLUSH).
+    Regions(Regions<'a>),
+    /// SET_REGION_SYNC.
+    SetSync { region: u64, in_sync: bool },
+    /// Types whose payload is "—": anything sent is ignored.
+    Nothing,
+}
+
+/// A payload of the wrong size for its request type.
+#[derive(Debug, PartialEq, Eq)]
+pub struct PayloadError {
+    pub request: &'static str,
+    pub size: usize,
+}
+
+fn u64_of(p: &[u8]) -> Option<u64> {
+    Some(u64::from_ne_bytes(p.try_into().ok()?))
+}
+
+impl<'a> Body<'a> {
+    pub fn decode(t: RequestType, p: &'a [u8]) -> Result<Body<'a>, PayloadError> {
+        let bad = || PayloadError { request: t.name(), size: p.len() };
+        Ok(match t {
+            RequestType::Ctr => Body::Ctr(p),
+            RequestType::IsClean | RequestType::InSync | RequestType::IsRemoteRecovering => {
+                Body::Region(u64_of(p).ok_or_else(bad)?)
+            }
+            RequestType::Flush | RequestType::MarkRegion | RequestType::ClearRegion => {
+                if p.len() % 8 != 0 {
+                    return Err(bad());
+                }
+                Body::Regions(Regions(p.chunks_exact(8)))
+            }
+            RequestType::SetRegionSync => {
+                if p.len() != 16 {
+                    return Err(bad());
+                }
+                let region = u64_of(&p[..8]).ok_or_else(bad)?;
+                let in_sync = i64::from_ne_bytes(p[8..].try_into().expect("8 bytes")) != 0;
+                Body::SetSync { region, in_sync }
+            }
+            _ => Body::Nothing,
+        })
+    }
+}
+
+/// What a reply carries, by type (see [`RequestType`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Answer {
+    Nothing,
+    /// One u64 (or an i64 0/1 flag).
+    U64(u64),
+    /// Two: {found, region} or {recovering, hint}.
+    Pair(u64, u64),
+    /// A string, sent with its NUL counted: the kernel copies exactly
+    /// `data_size` bytes and reads a C string.
+    Str(String),
+}
+
+impl Answer {
+    pub fn flag(b: bool) -> Answer {
+        Answer::U64(u64::from(b))
+    }
+
+    /// Writes the payload into `out`; returns its length (`data_size`).
+    pub fn encode(&self, out: &mut [u8]) -> usize {
+        match self {
+            Answer::Nothing => 0,
+            Answer::U64(v) => {
+                out[..8].copy_from_slice(&v.to_ne_bytes());
+                8
+            }
+            Answer::Pair(a, b) => {
+                out[..8].copy_from_slice(&a.to_ne_bytes());
+                out[8..16].copy_from_slice(&b.to_ne_bytes());
+                16
+            }
+            Answer::Str(s) => {
+                let n = s.len().min(out.len() - 1);
+                out[..n].copy_from_slice(&s.as_bytes()[..n]);
+                out[n] = 0;
+                n + 1
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -523,9 +641,24 @@ mod tests {
     }
 
     #[test]
-    fn region_arrays() {
-        assert!(regions(&[0; 7]).is_none());
+    fn payloads_by_type() {
+        let regions = |p: &[u8]| match Body::decode(RequestType::MarkRegion, p) {
+            Ok(Body::Regions(rs)) => Some(rs.collect::<Vec<_>>()),
+            _ => None,
+        };
+        assert_eq!(regions(&[0; 7]), None);
         let p: Vec<u8> = [1u64, 2].iter().flat_map(|r| r.to_ne_bytes()).collect();
-        assert_eq!(regions(&p).unwrap().collect::<Vec<_>>(), vec![1, 2]);
+        assert_eq!(regions(&p), Some(vec![1, 2]));
+        assert!(matches!(Body::decode(RequestType::InSync, &p), Err(PayloadError { request: "IN_SYNC", size: 16 })));
+        assert!(matches!(Body::decode(RequestType::InSync, &p[..8]), Ok(Body::Region(1))));
+        assert!(matches!(Body::decode(RequestType::SetRegionSync, &p), Ok(Body::SetSync { region: 1, in_sync: true })));
+        assert!(matches!(Body::decode(RequestType::GetSyncCount, &p), Ok(Body::Nothing)), "payload of \"—\" ignored");
+        // Replies: native-endian integers, strings with their NUL counted.
+        let mut out = [0xaau8; 32];
+        assert_eq!(Answer::Pair(1, 7).encode(&mut out), 16);
+        assert_eq!(&out[8..16], &7u64.to_ne_bytes());
+        assert_eq!(Answer::Str("1 core".into()).encode(&mut out), 7);
+        assert_eq!(&out[..7], b"1 core\0");
+        assert_eq!(Answer::Nothing.encode(&mut out), 0);
     }
 }
