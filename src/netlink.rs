@@ -89,7 +89,7 @@ impl NetlinkSocket {
         // SAFETY: bound/blen are valid for writes of a sockaddr_nl.
         cvt(unsafe { libc::getsockname(fd.as_raw_fd(), (&mut bound as *mut libc::sockaddr_nl).cast(), &mut blen) })
             .map_err(|e| SetupError::Other("getsockname", e))?;
-        let group: libc::c_int = CN_IDX_DM as libc::c_int;
+        let group = libc::c_int::try_from(CN_IDX_DM).expect("group 7 fits");
         setsockopt(&fd, libc::SOL_NETLINK, libc::NETLINK_ADD_MEMBERSHIP, group)
             .map_err(|e| perm_or("join connector group 7 (CN_IDX_DM)", e))?;
         // Best effort: FORCE needs CAP_NET_ADMIN, the plain one is capped.

@@ -51,28 +51,37 @@ pub fn take() -> Pending {
     }
 }
 
+/// An empty signal set.
+fn empty_set() -> io::Result<libc::sigset_t> {
+    // SAFETY: all-zero is a valid sigset_t, which sigemptyset initialises.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a live local sigset_t.
+    cvt(unsafe { libc::sigemptyset(&mut set) })?;
+    Ok(set)
+}
+
 /// Installs the handlers and blocks the signals; returns the mask to wait
-/// with (the previous one, with them unblocked).
+/// with (the previous one, with them unblocked). No SA_RESTART: a blocking
+/// call is interrupted so the loop sees the flag.
 pub fn install() -> io::Result<libc::sigset_t> {
-    // SAFETY: zeroed memory is a valid (empty) sigset_t/sigaction; every
-    // pointer passed below points to a live local; on_signal only stores
-    // to atomics, which is async-signal-safe. No SA_RESTART: a blocking
-    // call is interrupted so the loop sees the flag.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        cvt(libc::sigemptyset(&mut set))?;
-        for s in HANDLED {
-            cvt(libc::sigaddset(&mut set, s))?;
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
-            cvt(libc::sigemptyset(&mut sa.sa_mask))?;
-            cvt(libc::sigaction(s, &sa, std::ptr::null_mut()))?;
-        }
-        let mut old: libc::sigset_t = std::mem::zeroed();
-        cvt(libc::sigprocmask(libc::SIG_BLOCK, &set, &mut old))?;
-        for s in HANDLED {
-            cvt(libc::sigdelset(&mut old, s))?;
-        }
-        Ok(old)
+    let mut set = empty_set()?;
+    for s in HANDLED {
+        // SAFETY: `set` is an initialised sigset_t; `s` a valid signal.
+        cvt(unsafe { libc::sigaddset(&mut set, s) })?;
+        // SAFETY: all-zero is a valid sigaction (no flags, no handler yet).
+        let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
+        sa.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
+        sa.sa_mask = empty_set()?;
+        // SAFETY: `sa` is initialised; on_signal only stores to atomics,
+        // which is async-signal-safe.
+        cvt(unsafe { libc::sigaction(s, &sa, std::ptr::null_mut()) })?;
     }
+    let mut old = empty_set()?;
+    // SAFETY: both pointers are to live, initialised sigset_t locals.
+    cvt(unsafe { libc::sigprocmask(libc::SIG_BLOCK, &set, &mut old) })?;
+    for s in HANDLED {
+        // SAFETY: `old` is an initialised sigset_t; `s` a valid signal.
+        cvt(unsafe { libc::sigdelset(&mut old, s) })?;
+    }
+    Ok(old)
 }
