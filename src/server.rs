@@ -356,9 +356,16 @@ impl Server {
     }
 
     /// Serves until told to stop (signals) or the transport closes.
+    ///
+    /// Per request: one `ppoll` (which returns at once when a datagram is
+    /// queued, and is the only place signals are unblocked, atomically),
+    /// one `recv`, one `send`. Receiving until EAGAIN would add a syscall
+    /// to nearly every request: the kernel sends them one at a time per
+    /// mirror and waits for each reply.
     pub fn run<T: Transport>(&mut self, t: &mut T, wait_mask: &libc::sigset_t) -> io::Result<()> {
         let mut rbuf = vec![0u8; RECV_BUF_LEN];
         let mut sbuf = vec![0u8; SEND_BUF_LEN];
+        let mut readable = false;
         loop {
             if self.clear_deadline.is_some_and(|d| Instant::now() >= d) {
                 self.write_clears();
@@ -368,6 +375,11 @@ impl Server {
             self.check_faults();
             if control == Control::Exit {
                 return Ok(());
+            }
+            if !std::mem::take(&mut readable) {
+                t.wait(wait_mask, self.timeout())?;
+                readable = true;
+                continue;
             }
             match t.try_recv(&mut rbuf)? {
                 Recv::Datagram { len, .. } if len > rbuf.len() => {
@@ -386,7 +398,7 @@ impl Server {
                         }
                     }
                 }
-                Recv::Empty => t.wait(wait_mask, self.timeout())?,
+                Recv::Empty => {}
                 Recv::Lost => {
                     // The kernel could not queue a request for us: it took
                     // that as "no server" (-ESRCH) and reconnects within
