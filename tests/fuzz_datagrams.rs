@@ -469,9 +469,9 @@ fn mutated_kernel_datagrams_never_change_state_unless_valid() {
     assert!(totals.iter().all(|&k| k > 0), "every outcome was exercised: {totals:?}");
 }
 
-/// The decoder agrees with SPEC §1 on every truncation and every
-/// single-field overwrite of a good message (the model's decoder is
-/// written from SPEC, independently of wire.rs).
+/// The decoder agrees with docs/protocol.md §1 on every truncation and
+/// every single-field overwrite of a good message (the model's decoder is
+/// written from docs/protocol.md, independently of wire.rs).
 #[test]
 fn decoder_matches_spec_on_every_truncation_and_field() {
     use dmulogd::wire::Request;

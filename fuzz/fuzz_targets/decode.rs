@@ -1,8 +1,9 @@
 //! `Request::decode` on arbitrary bytes from an arbitrary sender: it never
-//! panics, it accepts exactly what SPEC §1 accepts (the independent decoder
-//! of tests/support_model), and an accepted request's reply, encoded with
-//! any payload and error, decodes back through `wire::Reply::decode` to the
-//! same fields and is byte for byte the reply SPEC describes.
+//! panics, it accepts exactly what docs/protocol.md §1 accepts (the
+//! independent decoder of tests/support_model), and an accepted request's
+//! reply, encoded with any payload and error, decodes back through
+//! `wire::Reply::decode` to the same fields and is byte for byte the reply
+//! docs/protocol.md §1 describes.
 //!
 //! Input: byte 0 chooses the sender (bit 7: a non-kernel port from bytes
 //! 1..5), the reply payload length and error; the rest is the datagram.
@@ -27,7 +28,7 @@ fuzz_target!(|data: &[u8]| {
     let (r, o) = match (theirs, ours) {
         (Err(_), None) => return,
         (Ok(r), Some(o)) => (r, o),
-        (theirs, ours) => panic!("decoders disagree: wire {theirs:?}, SPEC {ours:?}"),
+        (theirs, ours) => panic!("decoders disagree: wire {theirs:?}, model {ours:?}"),
     };
     assert_eq!(
         (r.luid(), r.uuid(), r.version(), r.seq(), r.raw_type(), r.payload, r.cn_seq()),
@@ -47,5 +48,5 @@ fuzz_target!(|data: &[u8]| {
         (rep.nl_pid, rep.cn_seq, rep.luid, &rep.uuid[..], rep.seq, rep.request_type, rep.error, &rep.payload[..]),
         (port, r.cn_seq(), r.luid(), r.uuid(), r.seq(), r.raw_type(), error, &payload[..])
     );
-    assert_eq!(&out[..n], &support_model::reply_bytes(&o, port, error, &payload)[..], "reply bytes differ from SPEC");
+    assert_eq!(&out[..n], &support_model::reply_bytes(&o, port, error, &payload)[..], "reply differs from the model");
 });
