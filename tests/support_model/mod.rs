@@ -1,16 +1,16 @@
 //! Reference model of dm-log-userspace as dmulogd promises to serve it, and
 //! everything the hardening tests share: a seeded PRNG, an independent
-//! datagram decoder and reply encoder (written from SPEC.md §1–2, not from
-//! `wire.rs`), the log model (SPEC.md §3 and dm-log.c, plus the deviations
-//! dmulogd documents), a kernel-shaped random request generator and an
+//! datagram decoder and reply encoder (written from docs/protocol.md §1–2,
+//! not from `wire.rs`), the log model (docs/protocol.md §3–4 and dm-log.c,
+//! plus the deviations dmulogd documents), a kernel-shaped random request generator and an
 //! in-process harness around `Server::handle_datagram`.
 //!
 //! Used by tests/model.rs, tests/fuzz_datagrams.rs, tests/crash.rs,
 //! tests/hostile.rs, tests/limits.rs and (through `#[path]`) the fuzz/
 //! crate, so it depends on nothing but dmulogd, libc and std.
 //!
-//! Semantics modelled, beyond SPEC §3, because dmulogd deliberately follows
-//! the kernel (commit messages and doc comments in src/):
+//! Semantics modelled where dmulogd deliberately follows the kernel or
+//! chooses (docs/protocol.md §4 and §7; commit messages, doc comments in src/):
 //! - `sync` and `nosync` both start a new disk log at every RESUME, except
 //!   the first RESUME of a log built by the kernel's reconnect CTR (payload
 //!   ending in NUL) for a log whose state file says it had been resumed,
@@ -32,7 +32,7 @@
 //! - a CTR with other arguments for an existing (uuid, luid) replaces it;
 //! - CLEAR sets no clean bit once the log's health is not Alive;
 //! - STATUS strings are sent with their NUL counted;
-//! - requests whose SPEC payload is "—" ignore any payload they carry;
+//! - requests whose payload is "—" in docs/protocol.md §3.1 ignore any payload they carry;
 //! - a request for an unknown log gets -ESRCH before its payload is looked
 //!   at; the type, version and 332-byte limits are checked before that;
 //! - an -ESRCH reply carries zeros of the request's reply-buffer size (the
@@ -179,7 +179,7 @@ pub fn steps(default: u64) -> u64 {
     env_u64("DMULOGD_STEPS").unwrap_or(default)
 }
 
-// ---------------------------------------------------------------- wire, from SPEC.md
+// ---------------------------------------------------------------- wire, from docs/protocol.md
 
 fn ne32(b: &[u8], at: usize) -> u32 {
     u32::from_ne_bytes(b[at..at + 4].try_into().unwrap())
@@ -197,7 +197,7 @@ fn le64(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
 }
 
-/// A request as SPEC §1 says the daemon must accept it.
+/// A request as docs/protocol.md §1 says the daemon must accept it.
 #[derive(Clone, Debug)]
 pub struct Decoded {
     pub cn_seq: u32,
@@ -211,7 +211,7 @@ pub struct Decoded {
     pub payload: Vec<u8>,
 }
 
-/// SPEC §1: accept only sender port 0, an NLMSG_DONE netlink header whose
+/// docs/protocol.md §1: accept only sender port 0, an NLMSG_DONE netlink header whose
 /// length fits the datagram, connector id {7,1}, `cn_msg.len >= 160` within
 /// the netlink message, and `data_size <= cn_msg.len - 160`. Bytes after
 /// the lengths given are ignored.
@@ -250,7 +250,7 @@ pub fn decode(d: &[u8], sender: u32) -> Option<Decoded> {
     })
 }
 
-/// The reply datagram SPEC §1 prescribes for `d` (with `payload` as the
+/// The reply datagram docs/protocol.md §1 prescribes for `d` (with `payload` as the
 /// model decided it, error replies included).
 pub fn reply_bytes(d: &Decoded, port: u32, error: i32, payload: &[u8]) -> Vec<u8> {
     let mut b = Vec::with_capacity(HEADERS + payload.len());
@@ -317,7 +317,7 @@ impl Args {
     }
 }
 
-/// The CTR string rules of SPEC §3, written independently of `log.rs`.
+/// The CTR string rules of docs/protocol.md §3.4, written independently of `log.rs`.
 pub fn parse_ctr(payload: &[u8], allow_clustered: bool) -> Result<Args, i32> {
     let end = payload.iter().position(|&b| b == 0).unwrap_or(payload.len());
     let text = std::str::from_utf8(&payload[..end]).map_err(|_| EINVAL)?;
