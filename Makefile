@@ -8,7 +8,7 @@ CARGO ?= cargo
 STATIC := target/static/dmulogd
 MUSL := x86_64-unknown-linux-musl
 
-.PHONY: all build static test unit-test vm-test boot-test demo bench soak fuzz install clean
+.PHONY: all build static lint test unit-test vm-test boot-test demo bench soak fuzz install clean
 
 all: build
 
@@ -46,6 +46,13 @@ static:
 	@file $(STATIC) | grep -Eq 'statically linked|static-pie linked' || \
 	  { echo "static: $(STATIC) is not statically linked:"; file $(STATIC); exit 1; }
 	@echo "static: $(STATIC) $$(stat -c %s $(STATIC)) bytes"
+
+# Formatting (rustfmt.toml), clippy on every target with warnings as
+# errors, and shellcheck over every shell script that ships or tests.
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+	tests/lint-shell.sh
 
 # The test profile (Cargo.toml) is optimised but keeps debug assertions
 # and overflow checks, for the library and the binary under test alike.

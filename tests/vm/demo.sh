@@ -12,7 +12,7 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/dmulogd-demo.XXXXXX")
 export VM_PIDFILE=$WORK/qemu.pids
 cleanup() {
   local p
-  [ -f "$VM_PIDFILE" ] && for p in $(cat "$VM_PIDFILE"); do kill "$p" 2>/dev/null; done
+  [ -f "$VM_PIDFILE" ] && while read -r p; do kill "$p" 2>/dev/null; done < "$VM_PIDFILE"
   rm -rf "$WORK"
 }
 trap cleanup EXIT

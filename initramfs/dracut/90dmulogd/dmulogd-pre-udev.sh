@@ -5,6 +5,7 @@
 # dracut's init: no "exit" here.  dmulogd's own messages (stderr) go to the
 # kernel log, which outlives the initrd.
 
+# shellcheck source=/dev/null  # dracut's library, in the image only
 type warn >/dev/null 2>&1 || . /lib/dracut-lib.sh
 
 if ! @LIBEXECDIR@/dmulogd-start </dev/null >/dev/null 2>>/dev/kmsg; then
