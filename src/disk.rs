@@ -12,7 +12,8 @@
 //!               n = nr_regions rounded up to 64 bits, in bytes
 //! ```
 //!
-//! The in-memory header is a separate type converted only by
+//! (docs/protocol.md §5 says how the kernel reads and writes it.) The
+//! in-memory header is a separate type converted only by
 //! [`Header::to_disk`] / [`Header::from_disk`], as dm-log.c does with
 //! `header_to_disk()` / `header_from_disk()`.
 

@@ -37,7 +37,7 @@ use std::os::fd::{AsRawFd, FromRawFd};
 
 const HEADER: usize = 312;
 const NAME: std::ops::Range<usize> = 48..176;
-const SPEC: usize = 40;
+const TARGET_SPEC_LEN: usize = 40;
 const FLAG_STATUS_TABLE: u32 = 1 << 4;
 const FLAG_BUFFER_FULL: u32 = 1 << 8;
 const FLAG_QUERY_INACTIVE: u32 = 1 << 12;
@@ -165,11 +165,11 @@ impl Control {
         let mut out = Vec::new();
         let mut at = start;
         for _ in 0..count {
-            if at + SPEC > buf.len() {
+            if at + TARGET_SPEC_LEN > buf.len() {
                 break;
             }
             let ty = String::from_utf8_lossy(cstr(&buf[at + 24..at + 40])).into_owned();
-            let params = String::from_utf8_lossy(cstr(&buf[at + SPEC..])).into_owned();
+            let params = String::from_utf8_lossy(cstr(&buf[at + TARGET_SPEC_LEN..])).into_owned();
             out.push((ty, params));
             at = start + usize::try_from(ne32(&buf, at + 20)).unwrap_or(usize::MAX / 2);
         }

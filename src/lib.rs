@@ -9,7 +9,8 @@
 //! device, legs), [`device`] (finding and doing I/O on log devices), [`dm`]
 //! (the mirror's legs through device-mapper ioctls), [`netlink`],
 //! [`bitmap`] (mmap), [`state`], [`fault`] (SIGBUS), [`signals`],
-//! [`pidfile`], [`daemon`].
+//! [`pidfile`], [`daemon`]. The protocol and on-disk format:
+//! docs/protocol.md.
 
 pub mod args;
 pub mod bitmap;

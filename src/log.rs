@@ -17,7 +17,8 @@
 //! reads clean on the device before its data is on stable media on every
 //! leg; it is written at the next FLUSH, by the loop's timer when no FLUSH
 //! comes ([`Log::write_clears`]), or at POSTSUSPEND. A log whose device
-//! cannot be read is treated as entirely out of sync.
+//! cannot be read is treated as entirely out of sync. docs/protocol.md §4
+//! describes these semantics request by request.
 
 use crate::args::{LogArgs, SyncMode};
 use crate::bitmap::Bitmap;

@@ -23,7 +23,8 @@
 //! A reply has the same shape: our port in `nlmsghdr.pid`, the request's
 //! cn seq, `ack = 0`, the request header echoed with `error` and
 //! `data_size` set, then the reply payload. The kernel matches replies on
-//! `dm_ulog_request.seq`, so replies may go out in any order.
+//! `dm_ulog_request.seq`, so replies may go out in any order. The protocol
+//! as the kernel speaks it: docs/protocol.md §1–3.
 
 use std::ops::Range;
 
