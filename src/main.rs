@@ -50,19 +50,35 @@ fn preflight() {
     }
 }
 
-fn serve(o: ServeOpts) -> Result<(), String> {
+fn serve(mut o: ServeOpts) -> Result<(), String> {
+    if o.daemon {
+        daemon::close_inherited(o.transport_fd);
+    }
     init_logging(o.verbosity);
+    // The daemon moves to /: a relative pid file would be created here
+    // and removed (not) there.
+    if let Some(p) = o.pidfile.take() {
+        o.pidfile = Some(std::path::absolute(&p).map_err(|e| format!("pidfile {}: {e}", p.display()))?);
+    }
     match daemon::mark_initrd_storage_daemon() {
         Ok(true) => info!("in an initrd: argv[0] marked '@' so switch-root and shutdown spare this process"),
         Ok(false) => {}
         Err(e) => warn!("cannot mark argv[0] with '@': {e}"),
     }
-    // The machine's server (with a pid file) holds the instance lock; a
-    // test transport does not.
-    let _instance = match &o.pidfile {
-        Some(_) => Some(InstanceLock::acquire().map_err(|e| e.to_string())?),
-        None => None,
+    // The machine's netlink server holds the instance lock, with or
+    // without a pid file; a test transport only when given a pid file.
+    let _instance = match (&o.transport_fd, &o.pidfile) {
+        (Some(_), None) => None,
+        _ => Some(InstanceLock::acquire().map_err(|e| e.to_string())?),
     };
+    if o.transport_fd.is_none() {
+        if let Some(who) = dmulogd::netlink::other_listener() {
+            return Err(format!(
+                "{who} already listens on the device-mapper connector group: another userspace log server \
+                 (cmirrord?) is running, and both cannot serve one kernel; stop it first"
+            ));
+        }
+    }
     let mut pidfile = match &o.pidfile {
         Some(p) => Some(PidFile::lock(p).map_err(|e| format!("pidfile {}: {e}", p.display()))?),
         None => None,
@@ -92,20 +108,40 @@ fn serve(o: ServeOpts) -> Result<(), String> {
             T::Netlink(NetlinkSocket::open().map_err(|e| e.to_string())?)
         }
     };
-    if o.daemon {
-        if let Some(child) = daemon::detach().map_err(|e| format!("detach: {e}"))? {
-            if let Some(p) = pidfile.as_mut() {
-                p.write_pid(child).map_err(|e| format!("writing pidfile: {e}"))?;
-            }
-            // The parent's copy of everything is dropped without cleanup:
-            // the child owns the socket, the lock and the pidfile now.
-            std::process::exit(0);
+    // `--daemon`: the parent exits 0 only once the child has written its
+    // pid file and installed its handlers, and 1 with the child's reason
+    // otherwise; the child owns the socket, the lock and the pid file.
+    let ready_pipe = if o.daemon {
+        match daemon::detach().map_err(|e| format!("detach: {e}"))? {
+            daemon::Detached::Parent { ready, .. } => match daemon::wait_ready(ready) {
+                Ok(()) => std::process::exit(0),
+                Err(why) => return Err(why),
+            },
+            daemon::Detached::Child { ready } => Some(ready),
         }
-    } else if let Some(p) = pidfile.as_mut() {
-        p.write_pid(std::process::id()).map_err(|e| format!("writing pidfile: {e}"))?;
+    } else {
+        None
+    };
+    let started = (|| -> Result<libc::sigset_t, String> {
+        if let Some(p) = pidfile.as_mut() {
+            p.write_pid(std::process::id()).map_err(|e| format!("writing pidfile: {e}"))?;
+        }
+        let mask = signals::install().map_err(|e| format!("signals: {e}"))?;
+        fault::install().map_err(|e| format!("SIGBUS handler: {e}"))?;
+        Ok(mask)
+    })();
+    if let Some(pipe) = ready_pipe {
+        daemon::ready(pipe, started.as_ref().map(drop).map_err(String::as_str));
+        if started.is_err() {
+            // The parent reported it; nothing is left to say here.
+            if let Some(p) = pidfile.take() {
+                p.remove();
+            }
+            std::process::exit(1);
+        }
+        daemon::quiet_stderr();
     }
-    let mask = signals::install().map_err(|e| format!("signals: {e}"))?;
-    fault::install().map_err(|e| format!("SIGBUS handler: {e}"))?;
+    let mask = started?;
     info!("serving dm-log-userspace requests (version {})", env!("CARGO_PKG_VERSION"));
     let r = match &mut t {
         T::Netlink(s) => server.run(s, &mask),

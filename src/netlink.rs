@@ -69,6 +69,30 @@ fn perm_or(op: &'static str, e: io::Error) -> SetupError {
     }
 }
 
+/// Another process already listening on the device-mapper connector group
+/// (cmirrord, LVM's cluster log server, or a second dmulogd without the
+/// instance lock): both would answer every request, first answer wins,
+/// and each would break the other's logs. `/proc/net/netlink` lists every
+/// netlink socket: protocol (`Eth`) 11 is the connector, and `Groups` is
+/// the bitmask of its first 32 groups (group 7 is bit 6).
+pub fn other_listener() -> Option<String> {
+    let table = std::fs::read_to_string("/proc/net/netlink").ok()?;
+    table.lines().skip(1).find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let (proto, port, groups) = (f.get(1)?, f.get(2)?, f.get(3)?);
+        let groups = u32::from_str_radix(groups, 16).ok()?;
+        if *proto != "11" || groups & (1 << (CN_IDX_DM - 1)) == 0 {
+            return None;
+        }
+        // A process's first netlink socket has its pid as port.
+        let comm = std::fs::read_to_string(format!("/proc/{port}/comm")).ok();
+        Some(match comm {
+            Some(c) => format!("netlink port {port} ({}, pid {port})", c.trim()),
+            None => format!("netlink port {port}"),
+        })
+    })
+}
+
 impl NetlinkSocket {
     pub fn open() -> Result<NetlinkSocket, SetupError> {
         // SAFETY: plain socket(2) call with constant arguments.

@@ -43,11 +43,33 @@ impl InstanceLock {
             Ok(_) => Ok(InstanceLock { _fd: fd }),
             Err(e) if e.raw_os_error() == Some(libc::EADDRINUSE) => Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
-                "another dmulogd is running on this machine (it holds the abstract socket @dmulogd)",
+                match holder() {
+                    Some(pid) => format!("another dmulogd (pid {pid}) is running on this machine"),
+                    None => "another dmulogd is running on this machine (it holds the abstract socket @dmulogd)".into(),
+                },
             )),
             Err(e) => Err(e),
         }
     }
+}
+
+/// The process holding `@dmulogd`: its socket inode from /proc/net/unix,
+/// then the process with a descriptor on that inode (what `ss -xp` does).
+pub fn holder() -> Option<u32> {
+    let unix = std::fs::read_to_string("/proc/net/unix").ok()?;
+    let want = format!("@{}", std::str::from_utf8(LOCK_NAME).ok()?);
+    let inode = unix.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.last() == Some(&want.as_str())).then(|| f.get(6).map(|s| (*s).to_owned()))?
+    })?;
+    let target = format!("socket:[{inode}]");
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|p| {
+        let pid: u32 = p.file_name().to_str()?.parse().ok()?;
+        let fds = std::fs::read_dir(p.path().join("fd")).ok()?;
+        fds.flatten()
+            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| l.as_os_str() == target.as_str()))
+            .then_some(pid)
+    })
 }
 
 pub struct PidFile {
@@ -62,6 +84,10 @@ impl PidFile {
             std::fs::create_dir_all(dir)?;
         }
         let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o644).open(path)?;
+        // It is truncated, rewritten and removed at exit: never a device.
+        if !file.metadata()?.is_file() {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
+        }
         // SAFETY: flock on an fd we own; no memory is passed.
         if let Err(e) = cvt(unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) }) {
             if e.kind() == io::ErrorKind::WouldBlock {

@@ -25,7 +25,15 @@ check() {
     # Host-only images get the module when a live table uses a userspace
     # log (or when it is asked for: --add dmulogd / add_dracutmodules+=).
     if [[ $hostonly ]]; then
-        dmsetup table 2>/dev/null | grep -q ' mirror userspace ' && return 0
+        # A userspace log of type core/disk is ours; clustered-* are
+        # cmirrord's (fields: mirror userspace <argc> <uuid>
+        # [integrated_flush] <type> ...).
+        dmsetup table 2>/dev/null | awk '{
+            for (i = 1; i + 4 <= NF; i++) if ($i == "mirror" && $(i + 1) == "userspace") {
+                t = $(i + 4); if (t == "integrated_flush") t = $(i + 5)
+                if (t == "core" || t == "disk") f = 1
+            }
+        } END { exit !f }' && return 0
         return 255
     fi
     return 0
