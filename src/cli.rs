@@ -23,6 +23,10 @@ Options:
                              nodes [default: /run/dmulogd; keep it on tmpfs]
   -v, --verbose              more logging (-vv: every request); RUST_LOG overrides
   -q, --quiet                warnings and errors only
+      --log-style STYLE      plain, journal (<N> priority prefixes, no name)
+                             or kmsg (prefixes, at most 9 lines per 5 s)
+                             [default: journal under systemd, kmsg when
+                             stderr is /dev/kmsg or --daemon left no other]
   -h, --help                 this text
   -V, --version              version
 
@@ -57,6 +61,8 @@ pub struct ServeOpts {
     pub test_legs: Option<Vec<String>>,
     /// -1 quiet, 0 default, 1.. verbose.
     pub verbosity: i32,
+    /// How log lines are written; None: from what stderr is.
+    pub log_style: Option<crate::logging::Style>,
 }
 
 impl Default for ServeOpts {
@@ -69,6 +75,7 @@ impl Default for ServeOpts {
             run_dir: PathBuf::from("/run/dmulogd"),
             transport_fd: None,
             test_legs: None,
+            log_style: None,
             verbosity: 0,
         }
     }
@@ -111,6 +118,13 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
             "--transport-fd" => {
                 let v = value(&mut it, a)?;
                 o.transport_fd = Some(v.parse().map_err(|_| format!("--transport-fd: {v:?} is not an fd"))?);
+            }
+            "--log-style" => {
+                let v = value(&mut it, a)?;
+                o.log_style = Some(
+                    crate::logging::Style::parse(&v)
+                        .ok_or_else(|| format!("--log-style: {v:?} (plain, journal or kmsg)"))?,
+                );
             }
             "--test-legs" => {
                 let v = value(&mut it, a)?;

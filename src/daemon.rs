@@ -65,18 +65,18 @@ pub fn wait_ready(mut pipe: File) -> Result<(), String> {
 /// to exit). It stays where it is when it is the journal (systemd's
 /// JOURNAL_STREAM names it); otherwise the log goes to the kernel log
 /// (/dev/kmsg: an initramfs has no other), or nowhere.
-pub fn quiet_stderr() {
+/// True when stderr was moved.
+pub fn quiet_stderr() -> bool {
     if stderr_is_journal() {
-        return;
+        return false;
     }
     let target = std::fs::OpenOptions::new()
         .write(true)
         .open("/dev/kmsg")
         .or_else(|_| std::fs::OpenOptions::new().write(true).open("/dev/null"));
-    if let Ok(f) = target {
-        // SAFETY: dup2 onto stderr from an open file.
-        let _ = unsafe { libc::dup2(f.as_raw_fd(), 2) };
-    }
+    let Ok(f) = target else { return false };
+    // SAFETY: dup2 onto stderr from an open file.
+    unsafe { libc::dup2(f.as_raw_fd(), 2) >= 0 }
 }
 
 /// True when fd 2 is the journal stream systemd gave us.

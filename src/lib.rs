@@ -24,6 +24,7 @@ pub mod fault;
 pub mod image;
 pub mod inspect;
 pub mod log;
+pub mod logging;
 pub mod netlink;
 pub mod open;
 pub mod pidfile;

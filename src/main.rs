@@ -12,22 +12,6 @@ use log::{error, info, warn};
 use std::io::Write;
 use std::process::ExitCode;
 
-fn init_logging(verbosity: i32) {
-    let level = match verbosity {
-        i32::MIN..=-1 => log::LevelFilter::Warn,
-        0 => log::LevelFilter::Info,
-        1 => log::LevelFilter::Debug,
-        _ => log::LevelFilter::Trace,
-    };
-    let mut b = env_logger::Builder::new();
-    b.filter_level(level);
-    if let Ok(spec) = std::env::var("RUST_LOG") {
-        b.parse_filters(&spec);
-    }
-    b.format(|buf, rec| writeln!(buf, "dmulogd[{}]: {}: {}", std::process::id(), rec.level(), rec.args()));
-    let _ = b.try_init();
-}
-
 /// Warns early about what would make the kernel ignore us.
 fn preflight() {
     if !std::path::Path::new("/sys/module/dm_log_userspace").exists() {
@@ -54,7 +38,7 @@ fn serve(mut o: ServeOpts) -> Result<(), String> {
     if o.daemon {
         daemon::close_inherited(o.transport_fd);
     }
-    init_logging(o.verbosity);
+    dmulogd::logging::init(o.verbosity, o.log_style);
     // The daemon moves to /: a relative pid file would be created here
     // and removed (not) there.
     if let Some(p) = o.pidfile.take() {
@@ -139,7 +123,9 @@ fn serve(mut o: ServeOpts) -> Result<(), String> {
             }
             std::process::exit(1);
         }
-        daemon::quiet_stderr();
+        if daemon::quiet_stderr() && o.log_style.is_none() {
+            dmulogd::logging::set_style(dmulogd::logging::detect());
+        }
     }
     let mask = started?;
     info!("serving dm-log-userspace requests (version {})", env!("CARGO_PKG_VERSION"));
