@@ -11,11 +11,11 @@ Usage:
                              (exit 1 when it holds no valid log)
 
 Options:
-  -d, --daemon               detach; the parent exits 0 once the socket is
-                             listening, non-zero with the reason otherwise
-  -p, --pidfile PATH         pid and lock file [default: /run/dmulogd.pid];
-                             a second instance fails
-      --no-pidfile           no pid/lock file
+  -d, --daemon               detach; the parent exits 0 once the daemon
+                             serves, 1 with the reason otherwise
+  -p, --pidfile PATH         pid file [default: /run/dmulogd.pid]; a second
+                             instance fails, naming the running one
+      --no-pidfile           no pid file (the single-instance lock stays)
       --allow-clustered      serve clustered-core/clustered-disk logs as
                              single-node logs (only when no other node uses them)
       --max-memory MIB       bitmap memory all logs may use [default: 1024]
