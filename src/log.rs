@@ -488,6 +488,13 @@ impl Log {
         if !(self.sync.maps_addr(addr) || core_clean || self.recovering.maps_addr(addr)) {
             return false;
         }
+        self.state_faulted();
+        true
+    }
+
+    /// Some page of a state file of this log may now be a zero page: the
+    /// counts are taken again from what the bitmaps hold.
+    pub fn state_faulted(&mut self) {
         warn!(
             "log {}/{:#x}: its state file was truncated under the daemon; regions there read as out of sync",
             String::from_utf8_lossy(&self.uuid),
@@ -495,7 +502,6 @@ impl Log {
         );
         self.sync_count = self.sync.count_ones();
         self.low_unsynced = 0;
-        true
     }
 
     /// True when one of this log's state files is mapped at all (faults

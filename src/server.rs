@@ -269,7 +269,7 @@ impl Server {
             }
             None => {
                 for log in self.registry.iter_mut().filter(|l| l.has_state_files()) {
-                    log.on_fault(usize::MAX);
+                    log.state_faulted();
                 }
             }
         }
