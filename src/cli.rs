@@ -9,6 +9,8 @@ Usage:
   dmulogd [OPTIONS]          serve the kernel's dm-log-userspace requests
   dmulogd inspect PATH       show the dirty log on a device or file
                              (exit 1 when it holds no valid log)
+  dmulogd status [--json]    ask the running daemon (root): its options and
+                             every log; exit 0, 3 when none runs, 1 on error
 
 Options:
   -d, --daemon               detach; the parent exits 0 once the daemon
@@ -43,6 +45,8 @@ Table line: mirror ... userspace <argc> <uuid> [integrated_flush]
 pub enum Command {
     Serve(ServeOpts),
     Inspect(PathBuf),
+    /// Ask the running daemon; `true`: as JSON.
+    Status(bool),
     Help,
     Version,
 }
@@ -93,6 +97,13 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         match a.as_str() {
             "-h" | "--help" => return Ok(Command::Help),
             "-V" | "--version" => return Ok(Command::Version),
+            "status" => {
+                return match it.as_slice() {
+                    [] => Ok(Command::Status(false)),
+                    [j] if j == "--json" => Ok(Command::Status(true)),
+                    rest => Err(format!("unexpected argument {:?} after status (status [--json])", rest[0])),
+                };
+            }
             "inspect" => {
                 let path = value(&mut it, "inspect")?;
                 if let Some(extra) = it.next() {

@@ -15,6 +15,7 @@
 pub mod args;
 pub mod bitmap;
 pub mod cli;
+pub mod control;
 pub mod daemon;
 pub mod device;
 pub mod disk;

@@ -528,6 +528,20 @@ impl Log {
         }
     }
 
+    /// Regions dirty in the bits the kernel is answered from; None for a
+    /// disk log no RESUME has loaded.
+    pub fn dirty_count(&self) -> Option<u64> {
+        (!self.unloaded()).then(|| self.region_count() - self.clean_bits().count_ones())
+    }
+
+    /// `MAJ:MIN` or path of a disk log's device.
+    pub fn device_name(&self) -> Option<String> {
+        match &self.backing {
+            Backing::Disk(d) => Some(d.name.clone()),
+            Backing::Core { .. } => None,
+        }
+    }
+
     /// One line for SIGUSR1.
     pub fn summary(&self) -> String {
         let clean = if self.unloaded() { 0 } else { self.clean_bits().count_ones() };

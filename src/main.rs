@@ -129,9 +129,10 @@ fn serve(mut o: ServeOpts) -> Result<(), String> {
     }
     let mask = started?;
     info!("serving dm-log-userspace requests (version {})", env!("CARGO_PKG_VERSION"));
+    let control = _instance.as_ref().map(InstanceLock::socket);
     let r = match &mut t {
-        T::Netlink(s) => server.run(s, &mask),
-        T::Fd(s) => server.run(s, &mask),
+        T::Netlink(s) => server.run(s, &mask, control),
+        T::Fd(s) => server.run(s, &mask, control),
     };
     if let Some(p) = pidfile {
         p.remove();
@@ -159,6 +160,27 @@ fn main() -> ExitCode {
         Command::Version => {
             println!("dmulogd {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
+        }
+        Command::Status(json) => {
+            let q = if json { "status json" } else { "status" };
+            match dmulogd::control::query(q, std::time::Duration::from_secs(5)) {
+                Ok(text) if text.starts_with("error:") => {
+                    eprint!("dmulogd: {text}");
+                    ExitCode::from(1)
+                }
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(dmulogd::control::QueryError::NotRunning) => {
+                    eprintln!("dmulogd: not running");
+                    ExitCode::from(3)
+                }
+                Err(dmulogd::control::QueryError::Other(e)) => {
+                    eprintln!("dmulogd: status: {e}");
+                    ExitCode::from(1)
+                }
+            }
         }
         Command::Inspect(path) => match inspect::inspect(&path) {
             Ok(r) => {

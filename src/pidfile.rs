@@ -15,10 +15,10 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// Name of the abstract socket (per network namespace).
-const LOCK_NAME: &[u8] = b"dmulogd";
+const LOCK_NAME: &[u8] = crate::control::NAME;
 
 pub struct InstanceLock {
-    _fd: std::os::fd::OwnedFd,
+    fd: std::os::fd::OwnedFd,
 }
 
 impl InstanceLock {
@@ -28,19 +28,15 @@ impl InstanceLock {
         let fd = cvt(unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
         // SAFETY: fd is a fresh descriptor we own.
         let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
-        // SAFETY: sockaddr_un is plain data; all-zero is valid.
-        let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-        addr.sun_family = libc::sa_family_t::try_from(libc::AF_UNIX).expect("fits");
-        // sun_path[0] = 0 selects the abstract namespace.
-        for (d, &s) in addr.sun_path[1..].iter_mut().zip(LOCK_NAME) {
-            *d = s as libc::c_char;
-        }
-        let len = std::mem::size_of::<libc::sa_family_t>() + 1 + LOCK_NAME.len();
-        let len = libc::socklen_t::try_from(len).expect("small");
+        let (addr, len) = crate::control::address(LOCK_NAME);
         // SAFETY: addr is a valid sockaddr_un and len covers its used part.
         let r = unsafe { libc::bind(fd.as_raw_fd(), (&addr as *const libc::sockaddr_un).cast(), len) };
         match cvt(r) {
-            Ok(_) => Ok(InstanceLock { _fd: fd }),
+            Ok(_) => {
+                // It also takes `dmulogd status` queries (crate::control).
+                crate::control::pass_credentials(std::os::fd::AsFd::as_fd(&fd))?;
+                Ok(InstanceLock { fd })
+            }
             Err(e) if e.raw_os_error() == Some(libc::EADDRINUSE) => Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
                 match holder() {
@@ -50,6 +46,13 @@ impl InstanceLock {
             )),
             Err(e) => Err(e),
         }
+    }
+}
+
+impl InstanceLock {
+    /// The socket, for `dmulogd status` queries.
+    pub fn socket(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.fd)
     }
 }
 

@@ -53,6 +53,14 @@ impl Registry {
         Registry { logs: HashMap::new(), count: 0, opts, state, memory_limit, memory_used: 0 }
     }
 
+    pub fn memory_limit(&self) -> u64 {
+        self.memory_limit
+    }
+
+    pub fn memory_used(&self) -> u64 {
+        self.memory_used
+    }
+
     pub fn len(&self) -> usize {
         self.count
     }

@@ -15,6 +15,7 @@ use crate::wire::{
 };
 use log::{debug, info, log, warn, Level};
 use std::io;
+use std::os::fd::BorrowedFd;
 use std::time::{Duration, Instant};
 
 /// At most `BURST` lines per `WINDOW` for each kind of complaint; the rest
@@ -306,6 +307,105 @@ impl Server {
         self.clear_deadline.map(|d| d.saturating_duration_since(Instant::now()))
     }
 
+    /// `dmulogd status` queries waiting on the control socket.
+    fn on_queries(&mut self, control: Option<BorrowedFd<'_>>) {
+        let Some(fd) = control else { return };
+        while let Ok(Some(q)) = crate::control::receive(fd) {
+            let text = if q.uid != Some(0) {
+                "error: dmulogd status is for root only\n".to_owned()
+            } else {
+                match q.text.as_str() {
+                    "status" => self.report(false),
+                    "status json" => self.report(true),
+                    other => format!("error: unknown query {other:?}\n"),
+                }
+            };
+            if let Err(e) = crate::control::answer(fd, &q, &text) {
+                if self.error_log.allow() {
+                    warn!("answering a status query: {e}");
+                }
+            }
+        }
+    }
+
+    /// What `dmulogd status` prints: the daemon, then one entry per log.
+    pub fn report(&self, json: bool) -> String {
+        use crate::control::json_str;
+        let r = &self.registry;
+        let state = r.opts.state_dir.as_ref().map_or("-".to_owned(), |p| p.display().to_string());
+        let mut logs: Vec<&crate::log::Log> = r.iter().collect();
+        logs.sort_by(|a, b| (&a.uuid, a.luid).cmp(&(&b.uuid, b.luid)));
+        let rows: Vec<_> = logs
+            .iter()
+            .map(|l| {
+                let dirty = l.dirty_count();
+                (l, l.device_name().unwrap_or_default(), dirty)
+            })
+            .collect();
+        let pid = std::process::id();
+        let version = env!("CARGO_PKG_VERSION");
+        if json {
+            let logs: Vec<String> = rows
+                .iter()
+                .map(|(l, dev, dirty)| {
+                    format!(
+                        "{{\"uuid\":{},\"luid\":{},\"type\":{},\"device\":{},\"health\":\"{}\",\"regions\":{},\"in_sync\":{},\"dirty\":{},\"resumed\":{}}}",
+                        json_str(&l.uuid),
+                        l.luid,
+                        json_str(l.args.type_name.as_bytes()),
+                        if dev.is_empty() { "null".into() } else { json_str(dev.as_bytes()) },
+                        l.health().letter(),
+                        l.region_count(),
+                        l.sync_count(),
+                        dirty.map_or("null".into(), |d| d.to_string()),
+                        l.is_resumed()
+                    )
+                })
+                .collect();
+            format!(
+                "{{\"pid\":{pid},\"version\":\"{version}\",\"allow_clustered\":{},\"max_memory\":{},\"memory_used\":{},\"state_dir\":{},\"requests\":{},\"errors\":{},\"dropped\":{},\"logs\":[{}]}}\n",
+                r.opts.allow_clustered,
+                r.memory_limit(),
+                r.memory_used(),
+                json_str(state.as_bytes()),
+                self.stats.requests,
+                self.stats.errors,
+                self.stats.dropped,
+                logs.join(",")
+            )
+        } else {
+            let mut s = format!(
+                "dmulogd {version}, pid {pid}\noptions: {}max memory {} MiB ({} KiB used)\nstate directory: {state}\n\
+                 {} requests, {} error replies, {} datagrams dropped\n{} logs\n",
+                if r.opts.allow_clustered { "--allow-clustered, " } else { "" },
+                r.memory_limit() >> 20,
+                r.memory_used() >> 10,
+                self.stats.requests,
+                self.stats.errors,
+                self.stats.dropped,
+                rows.len()
+            );
+            if !rows.is_empty() {
+                s.push_str("UUID LUID TYPE DEVICE HEALTH REGIONS IN_SYNC DIRTY STATE\n");
+            }
+            for (l, dev, dirty) in rows {
+                s.push_str(&format!(
+                    "{} {:#x} {} {} {} {} {} {} {}\n",
+                    String::from_utf8_lossy(&l.uuid).escape_default(),
+                    l.luid,
+                    l.args.type_name,
+                    if dev.is_empty() { "-" } else { &dev },
+                    l.health().letter(),
+                    l.region_count(),
+                    l.sync_count(),
+                    dirty.map_or("-".into(), |d| d.to_string()),
+                    if l.is_resumed() { "resumed" } else { "suspended" }
+                ));
+            }
+            s
+        }
+    }
+
     /// Makes every log durable; logs failures.
     pub fn persist_all(&mut self) {
         for log in self.registry.iter_mut() {
@@ -362,7 +462,12 @@ impl Server {
     /// one `recv`, one `send`. Receiving until EAGAIN would add a syscall
     /// to nearly every request: the kernel sends them one at a time per
     /// mirror and waits for each reply.
-    pub fn run<T: Transport>(&mut self, t: &mut T, wait_mask: &libc::sigset_t) -> io::Result<()> {
+    pub fn run<T: Transport>(
+        &mut self,
+        t: &mut T,
+        wait_mask: &libc::sigset_t,
+        queries: Option<BorrowedFd<'_>>,
+    ) -> io::Result<()> {
         let mut rbuf = vec![0u8; RECV_BUF_LEN];
         let mut sbuf = vec![0u8; SEND_BUF_LEN];
         let mut readable = false;
@@ -377,7 +482,9 @@ impl Server {
                 return Ok(());
             }
             if !std::mem::take(&mut readable) {
-                t.wait(wait_mask, self.timeout())?;
+                if t.wait(wait_mask, self.timeout(), queries)? {
+                    self.on_queries(queries);
+                }
                 readable = true;
                 continue;
             }

@@ -3,7 +3,7 @@
 //! (`--transport-fd`), carrying the very same bytes, so tests exercise the
 //! same framing, parsing and dispatch.
 
-use crate::sys::{cvt, cvt_size, wait_readable};
+use crate::sys::{cvt, cvt_size, wait_any};
 use std::io;
 use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
 
@@ -23,9 +23,15 @@ pub enum Recv {
 pub trait Transport {
     /// Non-blocking receive.
     fn try_recv(&mut self, buf: &mut [u8]) -> io::Result<Recv>;
-    /// Sleeps until a datagram may be there, a signal arrived or `timeout`
-    /// passed.
-    fn wait(&mut self, mask: &libc::sigset_t, timeout: Option<std::time::Duration>) -> io::Result<()>;
+    /// Sleeps until a datagram may be there, a signal arrived, `timeout`
+    /// passed or `other` (the control socket) is readable; true for the
+    /// last.
+    fn wait(
+        &mut self,
+        mask: &libc::sigset_t,
+        timeout: Option<std::time::Duration>,
+        other: Option<std::os::fd::BorrowedFd<'_>>,
+    ) -> io::Result<bool>;
     fn send(&mut self, dgram: &[u8]) -> io::Result<()>;
     /// Our netlink port, written into reply headers.
     fn port(&self) -> u32;
@@ -69,8 +75,13 @@ impl Transport for FdTransport {
         }
     }
 
-    fn wait(&mut self, mask: &libc::sigset_t, timeout: Option<std::time::Duration>) -> io::Result<()> {
-        wait_readable(self.fd.as_fd(), mask, timeout)
+    fn wait(
+        &mut self,
+        mask: &libc::sigset_t,
+        timeout: Option<std::time::Duration>,
+        other: Option<std::os::fd::BorrowedFd<'_>>,
+    ) -> io::Result<bool> {
+        wait_any(self.fd.as_fd(), other, mask, timeout)
     }
 
     fn send(&mut self, dgram: &[u8]) -> io::Result<()> {

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::TempDir;
+use common::{Daemon, Kernel, TempDir, RESUME};
 use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
@@ -163,4 +163,40 @@ fn one_server_and_a_daemon_that_reports_what_happened() {
     unsafe { libc::kill(pid, libc::SIGTERM) };
     wait_gone(pid);
     assert!(!pidfile.exists(), "the relative pid file was left behind");
+
+    // `dmulogd status`: not running (3), the report (0), root only (1).
+    let status = |args: &[&str], uid: Option<u32>| {
+        let mut c = dmulogd();
+        c.arg("status").args(args);
+        if let Some(uid) = uid {
+            use std::os::unix::process::CommandExt;
+            c.uid(uid).gid(uid);
+        }
+        run(c, 20)
+    };
+    assert_eq!(status(&[], None).status.code(), Some(3), "no daemon: not running");
+    let lock = cwd.path().join("status.pid");
+    let mut d = Daemon::spawn_in(run_dir.path(), &["--pidfile", lock.to_str().unwrap()]);
+    let core = Kernel::new("LVM-status-core", 0x10);
+    let disk = Kernel::new("LVM-status-disk", 0x20);
+    let f = cwd.log_file("log", 1024 + 4096);
+    assert_eq!(core.ctr(&mut d, "65536 core 1024 nosync").error, 0);
+    assert_eq!(disk.ctr(&mut d, &format!("65536 disk {} 1024", f.display())).error, 0);
+    core.ok(&mut d, RESUME, &[]);
+    assert_eq!(core.mark(&mut d, &[3, 4]).error, 0);
+    let o = status(&[], None);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(text.contains(&format!("pid {}", d.pid())), "{text}");
+    assert!(text.contains("LVM-status-core 0x10 core - A 64 64 2 resumed"), "{text}");
+    assert!(text.contains(&format!("LVM-status-disk 0x20 disk {} A 64 0 - suspended", f.display())), "{text}");
+    let o = status(&["--json"], None);
+    let json = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(json.starts_with('{') && json.trim_end().ends_with('}'), "{json}");
+    assert!(json.contains(r#""uuid":"LVM-status-core","luid":16,"type":"core","device":null,"health":"A","regions":64,"in_sync":64,"dirty":2,"resumed":true"#), "{json}");
+    assert!(json.contains(r#""dirty":null"#), "an unloaded disk log's dirty count is unknown: {json}");
+    let o = status(&[], Some(65534));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("root only"), "{}", stderr(&o));
+    drop(d);
 }
