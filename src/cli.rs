@@ -7,8 +7,10 @@ dmulogd — userspace dirty-log server for device-mapper mirrors
 
 Usage:
   dmulogd [OPTIONS]          serve the kernel's dm-log-userspace requests
-  dmulogd inspect PATH       show the dirty log on a device or file
-                             (exit 1 when it holds no valid log)
+  dmulogd inspect PATH [--limit N]
+                             show the dirty log on a device or file, every
+                             dirty range or the first N (exit 1 when it
+                             holds no valid log, 2 when it cannot be read)
   dmulogd status [--json]    ask the running daemon (root): its options and
                              every log; exit 0, 3 when none runs, 1 on error
 
@@ -44,7 +46,8 @@ Table line: mirror ... userspace <argc> <uuid> [integrated_flush]
 #[derive(Debug, PartialEq, Eq)]
 pub enum Command {
     Serve(ServeOpts),
-    Inspect(PathBuf),
+    /// A path, and at most how many dirty ranges to print.
+    Inspect(PathBuf, Option<usize>),
     /// Ask the running daemon; `true`: as JSON.
     Status(bool),
     Help,
@@ -85,31 +88,70 @@ impl Default for ServeOpts {
     }
 }
 
-/// Parses the arguments after argv[0].
+/// Splits `--name=value` and bundled short flags (`-dv`, `-vvv`) into
+/// separate words, so the parser below sees one flag per word.
+fn words(args: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for a in args {
+        if let Some((name, value)) = a.strip_prefix("--").and_then(|r| r.split_once('=')) {
+            out.push(format!("--{name}"));
+            out.push(value.to_owned());
+        } else if a.len() > 2
+            && a.starts_with('-')
+            && !a.starts_with("--")
+            && a[1..].bytes().all(|b| b.is_ascii_alphabetic())
+        {
+            // Short flags bundled; a value-taking -p must come last.
+            out.extend(a[1..].chars().map(|c| format!("-{c}")));
+        } else {
+            out.push(a.clone());
+        }
+    }
+    out
+}
+
+/// Parses the arguments after argv[0]. Every argument is looked at (an
+/// unknown one is an error even next to --version), and serve options
+/// may not precede a command (`-d inspect X` would drop the -d).
 pub fn parse(args: &[String]) -> Result<Command, String> {
+    let args = words(args);
     let mut o = ServeOpts::default();
     let mut pidfile_given = false;
+    let mut serve_flags = 0usize;
+    let mut wants: Option<Command> = None;
     let mut it = args.iter();
     let value = |it: &mut std::slice::Iter<'_, String>, flag: &str| {
         it.next().cloned().ok_or_else(|| format!("{flag} needs a value"))
     };
     while let Some(a) = it.next() {
+        let before = serve_flags;
+        serve_flags += 1;
         match a.as_str() {
-            "-h" | "--help" => return Ok(Command::Help),
-            "-V" | "--version" => return Ok(Command::Version),
-            "status" => {
-                return match it.as_slice() {
-                    [] => Ok(Command::Status(false)),
-                    [j] if j == "--json" => Ok(Command::Status(true)),
-                    rest => Err(format!("unexpected argument {:?} after status (status [--json])", rest[0])),
-                };
-            }
-            "inspect" => {
-                let path = value(&mut it, "inspect")?;
-                if let Some(extra) = it.next() {
-                    return Err(format!("unexpected argument {extra:?} after inspect PATH"));
+            "-h" | "--help" | "help" => wants = Some(Command::Help),
+            "-V" | "--version" => wants = wants.or(Some(Command::Version)),
+            "status" | "inspect" => {
+                if wants == Some(Command::Help) {
+                    return Ok(Command::Help);
                 }
-                return Ok(Command::Inspect(PathBuf::from(path)));
+                if before > 0 {
+                    return Err(format!("options go after the command: {a} takes no serve options (see --help)"));
+                }
+                let rest: Vec<&str> = it.by_ref().map(String::as_str).collect();
+                if rest.iter().any(|r| *r == "-h" || *r == "--help") {
+                    return Ok(Command::Help);
+                }
+                return match (a.as_str(), rest.as_slice()) {
+                    ("status", []) => Ok(Command::Status(false)),
+                    ("status", ["--json"]) => Ok(Command::Status(true)),
+                    ("status", [x, ..]) => Err(format!("unexpected argument {x:?} after status (status [--json])")),
+                    ("inspect", [path]) if !path.starts_with('-') => Ok(Command::Inspect(PathBuf::from(path), None)),
+                    ("inspect", [path, "--limit", n]) | ("inspect", ["--limit", n, path]) if !path.starts_with('-') => {
+                        let n = n.parse().map_err(|_| format!("--limit: {n:?} is not a number of ranges"))?;
+                        Ok(Command::Inspect(PathBuf::from(path), Some(n)))
+                    }
+                    ("inspect", []) => Err("inspect needs a PATH".into()),
+                    (_, _) => Err(format!("inspect takes one PATH, got {rest:?}")),
+                };
             }
             "-d" | "--daemon" => o.daemon = true,
             "-p" | "--pidfile" => {
@@ -123,7 +165,11 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
             "--allow-clustered" => o.allow_clustered = true,
             "--max-memory" => {
                 let v = value(&mut it, a)?;
-                o.max_memory_mib = v.parse().map_err(|_| format!("--max-memory: {v:?} is not a number of MiB"))?;
+                o.max_memory_mib = v
+                    .parse()
+                    .ok()
+                    .filter(|&m: &u64| m > 0)
+                    .ok_or_else(|| format!("--max-memory: {v:?} is not a positive number of MiB"))?;
             }
             "--run-dir" => o.run_dir = PathBuf::from(value(&mut it, a)?),
             "--transport-fd" => {
@@ -141,11 +187,13 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
                 let v = value(&mut it, a)?;
                 o.test_legs = Some(v.split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect());
             }
-            "-v" | "--verbose" => o.verbosity += 1,
-            "-vv" => o.verbosity += 2,
+            "-v" | "--verbose" => o.verbosity = o.verbosity.max(0) + 1,
             "-q" | "--quiet" => o.verbosity = -1,
             other => return Err(format!("unknown argument {other:?} (see --help)")),
         }
+    }
+    if let Some(c) = wants {
+        return Ok(c);
     }
     // A test transport is not the machine's one server: no lock by default.
     if o.transport_fd.is_some() && !pidfile_given {
@@ -177,11 +225,34 @@ mod tests {
     fn commands_and_errors() {
         assert_eq!(p("--help"), Ok(Command::Help));
         assert_eq!(p("-d --version"), Ok(Command::Version));
-        assert_eq!(p("inspect /dev/sdb"), Ok(Command::Inspect(PathBuf::from("/dev/sdb"))));
+        assert_eq!(p("inspect /dev/sdb"), Ok(Command::Inspect(PathBuf::from("/dev/sdb"), None)));
+        assert_eq!(p("inspect /dev/sdb --limit 5"), Ok(Command::Inspect(PathBuf::from("/dev/sdb"), Some(5))));
         assert!(p("inspect").is_err());
         assert!(p("inspect a b").is_err());
         assert!(p("--bogus").is_err());
         assert!(p("--pidfile").is_err());
         assert!(p("--max-memory lots").is_err());
+    }
+
+    #[test]
+    fn what_operators_type() {
+        // help in every spelling, also after a command.
+        for h in ["help", "inspect --help", "status -h", "-h inspect"] {
+            assert_eq!(p(h), Ok(Command::Help), "{h}");
+        }
+        assert_eq!(p("status --json"), Ok(Command::Status(true)));
+        // --opt=value, bundled and repeated short flags.
+        let Ok(Command::Serve(o)) = p("--pidfile=/run/x.pid -dv -vvv --max-memory=8") else { panic!() };
+        assert_eq!(
+            (o.pidfile, o.daemon, o.verbosity, o.max_memory_mib),
+            (Some(PathBuf::from("/run/x.pid")), true, 4, 8)
+        );
+        let Ok(Command::Serve(o)) = p("-qq") else { panic!() };
+        assert_eq!(o.verbosity, -1);
+        // Nothing silently dropped or accepted.
+        assert!(p("-d inspect /dev/x").is_err(), "-d would be dropped");
+        assert!(p("--version --bogus").is_err());
+        assert!(p("--max-memory 0").is_err(), "every CTR would fail");
+        assert!(p("inspect --json").is_err());
     }
 }

@@ -11,72 +11,108 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, FileTypeExt};
 use std::path::Path;
 
-/// Ranges printed before "…and N more".
-const MAX_RANGES: usize = 64;
-
 pub struct Report {
     pub text: String,
     pub valid: bool,
 }
 
-/// Describes the log in `image` (header + bitmap bytes).
-pub fn describe(name: &str, image: &[u8]) -> Report {
-    let mut t = String::new();
+/// The dirty regions of a bitmap, taken in chunks of any size.
+struct Scan {
+    nr: u64,
+    next: u64,
+    dirty: u64,
+    ranges: Vec<(u64, u64)>,
+    limit: Option<usize>,
+    more: u64,
+}
+
+impl Scan {
+    fn new(nr: u64, limit: Option<usize>) -> Scan {
+        Scan { nr, next: 0, dirty: 0, ranges: Vec::new(), limit, more: 0 }
+    }
+
+    /// The next bytes of the bitmap (bits past `nr` are ignored).
+    fn feed(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            if b == 0xff || self.next >= self.nr {
+                self.next += 8;
+                continue;
+            }
+            for k in 0..8 {
+                let i = self.next + k;
+                if i < self.nr && b & (1 << k) == 0 {
+                    self.dirty += 1;
+                    let full = self.limit.is_some_and(|l| self.ranges.len() >= l);
+                    match self.ranges.last_mut() {
+                        Some((_, end)) if *end + 1 == i => *end = i,
+                        _ if full => self.more += 1,
+                        _ => self.ranges.push((i, i)),
+                    }
+                }
+            }
+            self.next += 8;
+        }
+    }
+
+    fn write(&self, t: &mut String) {
+        let _ = writeln!(t, "clean: {}", self.nr - self.dirty);
+        let _ = writeln!(t, "dirty: {}", self.dirty);
+        let shown: Vec<String> =
+            self.ranges.iter().map(|&(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") }).collect();
+        let _ = writeln!(
+            t,
+            "dirty regions: {}{}",
+            if shown.is_empty() { "none".to_owned() } else { shown.join(" ") },
+            if self.more > 0 { format!(" ...and more (--limit {})", self.limit.unwrap_or(0)) } else { String::new() }
+        );
+    }
+}
+
+/// The header's verdict, or the report saying why there is no log.
+fn header(name: &str, image: &[u8], t: &mut String) -> Option<(Header, u64)> {
     if image.len() < HEADER_LEN {
         let _ = writeln!(t, "{name}: {} bytes, too short for a dirty log header", image.len());
-        return Report { text: t, valid: false };
+        return None;
     }
     let h = Header::from_disk(&image[..HEADER_LEN]);
-    let nr = match h.validate() {
-        Ok(Some(nr)) => nr,
+    match h.validate() {
+        Ok(Some(nr)) => Some((h, nr)),
         Ok(None) => {
             let _ = writeln!(t, "{name}: no dirty log (magic {:#010x}, want 0x4d695272 \"MiRr\")", h.magic);
-            return Report { text: t, valid: false };
+            None
         }
         Err(v) => {
             let _ = writeln!(t, "{name}: dirty log of unknown version {v}");
-            return Report { text: t, valid: false };
-        }
-    };
-    let bytes = bitmap_bytes(nr).and_then(|b| usize::try_from(b).ok()).unwrap_or(usize::MAX);
-    let Some(bitmap) = image.get(BITMAP_OFFSET..BITMAP_OFFSET.saturating_add(bytes)) else {
-        let _ = writeln!(t, "{name}: header claims {nr} regions but the device is too small for their bitmap");
-        return Report { text: t, valid: false };
-    };
-    let clean = |i: u64| bitmap[usize::try_from(i / 8).expect("fits")] & (1 << (i % 8)) != 0;
-    let mut ranges: Vec<(u64, u64)> = Vec::new();
-    let mut dirty = 0u64;
-    for i in 0..nr {
-        if !clean(i) {
-            dirty += 1;
-            match ranges.last_mut() {
-                Some((_, end)) if *end + 1 == i => *end = i,
-                _ => ranges.push((i, i)),
-            }
+            None
         }
     }
+}
+
+/// Describes the log in `image` (header + bitmap bytes).
+pub fn describe(name: &str, image: &[u8]) -> Report {
+    let mut t = String::new();
+    let Some((h, nr)) = header(name, image, &mut t) else { return Report { text: t, valid: false } };
+    let bytes = bitmap_bytes(nr).unwrap_or(u64::MAX);
+    if (image.len() as u64) < BITMAP_OFFSET as u64 + bytes.min(u64::MAX - 1024) {
+        let _ = writeln!(t, "{name}: header claims {nr} regions but the device is too small for their bitmap");
+        return Report { text: t, valid: false };
+    }
+    let mut scan = Scan::new(nr, None);
+    scan.feed(&image[BITMAP_OFFSET..]);
     let _ = writeln!(t, "{name}: dirty log, magic MiRr, version {}", h.version);
     let _ = writeln!(t, "regions: {nr}");
     let _ = writeln!(t, "bitmap: {bytes} bytes at offset {BITMAP_OFFSET}");
-    let _ = writeln!(t, "clean: {}", nr - dirty);
-    let _ = writeln!(t, "dirty: {dirty}");
-    let shown: Vec<String> =
-        ranges.iter().take(MAX_RANGES).map(|&(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") }).collect();
-    let more = ranges.len().saturating_sub(MAX_RANGES);
-    let _ = writeln!(
-        t,
-        "dirty regions: {}{}",
-        if shown.is_empty() { "none".to_owned() } else { shown.join(" ") },
-        if more > 0 { format!(" …and {more} more ranges") } else { String::new() }
-    );
+    scan.write(&mut t);
     Report { text: t, valid: true }
 }
 
-/// Reads the header, then as much bitmap as it claims. A block device is
-/// read with `O_DIRECT`: the kernel's `disk` log writes past the page
-/// cache, which may hold stale pages as long as a live table keeps the
-/// device open.
-pub fn inspect(path: &Path) -> std::io::Result<Report> {
+/// Reads the header, checks the device holds the bitmap it claims, then
+/// scans the bitmap in bounded chunks (a header claiming 2^34 regions must
+/// not make us read or hold gigabytes). A block device is read with
+/// `O_DIRECT`: the kernel's `disk` log writes past the page cache, which
+/// may hold stale pages as long as a live table keeps the device open.
+/// Err: the device could not be read (exit status 2, where "no log" is 1).
+pub fn inspect(path: &Path, limit: Option<usize>) -> std::io::Result<Report> {
     let f = File::open(path)?;
     let block = f.metadata()?.file_type().is_block_device();
     if block {
@@ -85,25 +121,45 @@ pub fn inspect(path: &Path) -> std::io::Result<Report> {
         // SAFETY: as above.
         crate::sys::cvt(unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETFL, flags | libc::O_DIRECT) })?;
     }
-    // Direct I/O wants aligned buffers and lengths: read whole 64 KiB units
-    // into page-aligned anonymous memory.
-    const UNIT: usize = 64 << 10;
-    let mut image = MmapOptions::new().len(UNIT).map_anon()?;
-    let n = read_full(&f, &mut image, 0)?;
-    let mut len = n;
-    if n >= HEADER_LEN {
-        if let Ok(Some(nr)) = Header::from_disk(&image[..HEADER_LEN]).validate() {
-            let want = bitmap_bytes(nr).and_then(|b| usize::try_from(b).ok()).unwrap_or(0).min(1 << 30);
-            let total = (BITMAP_OFFSET + want).div_ceil(UNIT) * UNIT;
-            if total > UNIT && n == UNIT {
-                let mut all = MmapOptions::new().len(total).map_anon()?;
-                all[..UNIT].copy_from_slice(&image[..]);
-                len = UNIT + read_full(&f, &mut all[UNIT..], UNIT as u64)?;
-                image = all;
-            }
-        }
+    let size = {
+        use std::io::{Seek, SeekFrom};
+        (&f).seek(SeekFrom::End(0))?
+    };
+    let name = path.display().to_string();
+    // Direct I/O wants aligned buffers and lengths: whole 1 MiB units into
+    // page-aligned anonymous memory.
+    const UNIT: usize = 1 << 20;
+    let mut buf = MmapOptions::new().len(UNIT).map_anon()?;
+    let n = read_full(&f, &mut buf, 0)?;
+    let mut t = String::new();
+    let Some((h, nr)) = header(&name, &buf[..n], &mut t) else { return Ok(Report { text: t, valid: false }) };
+    let bytes = bitmap_bytes(nr).unwrap_or(u64::MAX);
+    if size < (BITMAP_OFFSET as u64).saturating_add(bytes) {
+        let _ =
+            writeln!(t, "{name}: header claims {nr} regions ({bytes}-byte bitmap) but the device holds {size} bytes");
+        return Ok(Report { text: t, valid: false });
     }
-    Ok(describe(&path.display().to_string(), &image[..len]))
+    let mut scan = Scan::new(nr, limit);
+    let end = BITMAP_OFFSET as u64 + bytes;
+    let mut off = 0u64;
+    let mut got = n;
+    loop {
+        let lo = usize::try_from((BITMAP_OFFSET as u64).saturating_sub(off)).unwrap_or(UNIT).min(got);
+        let hi = usize::try_from(end.saturating_sub(off)).unwrap_or(UNIT).min(got);
+        if lo < hi {
+            scan.feed(&buf[lo..hi]);
+        }
+        off += UNIT as u64;
+        if off >= end || got < UNIT {
+            break;
+        }
+        got = read_full(&f, &mut buf, off)?;
+    }
+    let _ = writeln!(t, "{name}: dirty log, magic MiRr, version {}", h.version);
+    let _ = writeln!(t, "regions: {nr}");
+    let _ = writeln!(t, "bitmap: {bytes} bytes at offset {BITMAP_OFFSET}");
+    scan.write(&mut t);
+    Ok(Report { text: t, valid: true })
 }
 
 fn read_full(f: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
@@ -144,5 +200,22 @@ mod tests {
         let mut img = vec![0u8; 1030];
         img[..16].copy_from_slice(&Header::new(64).to_disk());
         assert!(!describe("x", &img).valid, "bitmap truncated");
+    }
+
+    #[test]
+    fn a_huge_claim_is_refused_at_once_and_ranges_can_be_limited() {
+        let p = std::env::temp_dir().join(format!("dmulogd-inspect-{}", std::process::id()));
+        let mut img = vec![0u8; BITMAP_OFFSET + 8];
+        img[..16].copy_from_slice(&Header::new(1 << 34).to_disk());
+        std::fs::write(&p, &img).unwrap();
+        let r = inspect(&p, None).unwrap();
+        assert!(!r.valid && r.text.contains("device holds"), "{}", r.text);
+        img[..16].copy_from_slice(&Header::new(64).to_disk());
+        img[BITMAP_OFFSET..].copy_from_slice(&[0b1010_1010; 8]); // every other region dirty
+        std::fs::write(&p, &img).unwrap();
+        let r = inspect(&p, Some(3)).unwrap();
+        assert!(r.text.contains("dirty: 32\n") && r.text.contains("dirty regions: 0 2 4 ...and more"), "{}", r.text);
+        assert!(r.text.is_ascii());
+        std::fs::remove_file(&p).unwrap();
     }
 }

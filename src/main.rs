@@ -5,7 +5,7 @@ use dmulogd::cli::{self, Command, ServeOpts};
 use dmulogd::netlink::NetlinkSocket;
 use dmulogd::pidfile::{InstanceLock, PidFile};
 use dmulogd::registry::{Options, Registry};
-use dmulogd::server::Server;
+use dmulogd::server::{Server, Stopped};
 use dmulogd::transport::{self, FdTransport};
 use dmulogd::{daemon, device, fault, inspect, signals};
 use log::{error, info, warn};
@@ -34,7 +34,7 @@ fn preflight() {
     }
 }
 
-fn serve(mut o: ServeOpts) -> Result<(), String> {
+fn serve(mut o: ServeOpts) -> Result<Stopped, String> {
     if o.daemon {
         daemon::close_inherited(o.transport_fd);
     }
@@ -140,6 +140,9 @@ fn serve(mut o: ServeOpts) -> Result<(), String> {
     r.map_err(|e| format!("receiving requests: {e}"))
 }
 
+/// Exit status of a daemon that left live logs behind (SIGQUIT).
+const EXIT_LIVE_LOGS: u8 = 4;
+
 fn main() -> ExitCode {
     std::panic::set_hook(Box::new(|info| {
         let _ = writeln!(std::io::stderr(), "dmulogd[{}]: panic: {info}", std::process::id());
@@ -182,7 +185,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Inspect(path) => match inspect::inspect(&path) {
+        Command::Inspect(path, limit) => match inspect::inspect(&path, limit) {
             Ok(r) => {
                 print!("{}", r.text);
                 if r.valid {
@@ -193,11 +196,12 @@ fn main() -> ExitCode {
             }
             Err(e) => {
                 eprintln!("dmulogd: inspect {}: {e}", path.display());
-                ExitCode::from(1)
+                ExitCode::from(2)
             }
         },
         Command::Serve(o) => match serve(o) {
-            Ok(()) => ExitCode::SUCCESS,
+            Ok(Stopped::Clean) => ExitCode::SUCCESS,
+            Ok(Stopped::LiveLogs(_)) => ExitCode::from(EXIT_LIVE_LOGS),
             Err(e) => {
                 // The logger is up by now and writes to stderr.
                 error!("{e}");

@@ -79,6 +79,16 @@ pub struct Server {
     error_log: RateLimit,
 }
 
+/// How serving ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Stopped {
+    /// No log was live (or the test transport closed).
+    Clean,
+    /// SIGQUIT with this many live logs: their mirrors block until a
+    /// server returns, which the exit status says.
+    LiveLogs(usize),
+}
+
 /// What the loop does after looking at signals.
 #[derive(Debug, PartialEq, Eq)]
 enum Control {
@@ -467,7 +477,7 @@ impl Server {
         t: &mut T,
         wait_mask: &libc::sigset_t,
         queries: Option<BorrowedFd<'_>>,
-    ) -> io::Result<()> {
+    ) -> io::Result<Stopped> {
         let mut rbuf = vec![0u8; RECV_BUF_LEN];
         let mut sbuf = vec![0u8; SEND_BUF_LEN];
         let mut readable = false;
@@ -479,7 +489,10 @@ impl Server {
             // A summary (SIGUSR1) may have touched a vanished device.
             self.check_faults();
             if control == Control::Exit {
-                return Ok(());
+                return Ok(match self.registry.len() {
+                    0 => Stopped::Clean,
+                    n => Stopped::LiveLogs(n),
+                });
             }
             if !std::mem::take(&mut readable) {
                 if t.wait(wait_mask, self.timeout(), queries)? {
@@ -517,7 +530,7 @@ impl Server {
                 Recv::Closed => {
                     info!("transport closed");
                     self.persist_all();
-                    return Ok(());
+                    return Ok(Stopped::Clean);
                 }
             }
         }

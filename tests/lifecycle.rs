@@ -297,6 +297,13 @@ fn sigterm_with_live_logs_keeps_serving_and_without_exits() {
     unsafe { libc::kill(d.pid(), libc::SIGTERM) };
     let status = wait_timeout(&mut d.child, std::time::Duration::from_secs(20)).expect("exits");
     assert!(status.success());
+    // SIGQUIT with a live log exits, and says so in its status (4).
+    let mut d = Daemon::spawn(&[]);
+    assert_eq!(k.ctr(&mut d, "8192 core 1024").error, 0);
+    // SAFETY: as above.
+    unsafe { libc::kill(d.pid(), libc::SIGQUIT) };
+    let status = wait_timeout(&mut d.child, std::time::Duration::from_secs(20)).expect("exits");
+    assert_eq!(status.code(), Some(4), "SIGQUIT with live logs");
 }
 
 /// The luid is the kernel's log context address: a CTR with other
