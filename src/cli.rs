@@ -27,6 +27,10 @@ Options:
                              nodes [default: /run/dmulogd; keep it on tmpfs]
   -v, --verbose              more logging (-vv: every request); RUST_LOG overrides
   -q, --quiet                warnings and errors only
+      --check                only check these options and exit (0 when
+                             they are good): initramfs hooks run it when
+                             they build an image, so a typo fails the build,
+                             not the boot
       --log-style STYLE      plain, journal (<N> priority prefixes, no name)
                              or kmsg (prefixes, at most 9 lines per 5 s)
                              [default: journal under systemd, kmsg when
@@ -70,6 +74,8 @@ pub struct ServeOpts {
     pub verbosity: i32,
     /// How log lines are written; None: from what stderr is.
     pub log_style: Option<crate::logging::Style>,
+    /// `--check`: validate the options and exit (image build time).
+    pub check: bool,
 }
 
 impl Default for ServeOpts {
@@ -83,8 +89,19 @@ impl Default for ServeOpts {
             transport_fd: None,
             test_legs: None,
             log_style: None,
+            check: false,
             verbosity: 0,
         }
+    }
+}
+
+impl ServeOpts {
+    /// What parsing cannot see: paths that must be absolute.
+    pub fn validate(&self) -> Result<(), String> {
+        if !self.run_dir.is_absolute() {
+            return Err(format!("--run-dir {}: must be an absolute path", self.run_dir.display()));
+        }
+        Ok(())
     }
 }
 
@@ -154,6 +171,7 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
                 };
             }
             "-d" | "--daemon" => o.daemon = true,
+            "--check" => o.check = true,
             "-p" | "--pidfile" => {
                 o.pidfile = Some(PathBuf::from(value(&mut it, a)?));
                 pidfile_given = true;
@@ -254,5 +272,14 @@ mod tests {
         assert!(p("--version --bogus").is_err());
         assert!(p("--max-memory 0").is_err(), "every CTR would fail");
         assert!(p("inspect --json").is_err());
+    }
+
+    #[test]
+    fn check_validates_without_serving() {
+        let Ok(Command::Serve(o)) = p("--check --allow-clustered --run-dir /run/x") else { panic!() };
+        assert!(o.check && o.validate().is_ok());
+        let Ok(Command::Serve(o)) = p("--check --run-dir relative") else { panic!() };
+        assert!(o.validate().unwrap_err().contains("--run-dir"));
+        assert!(p("--check --allow-clusterd").is_err(), "a typo");
     }
 }

@@ -35,6 +35,7 @@ fn preflight() {
 }
 
 fn serve(mut o: ServeOpts) -> Result<Stopped, String> {
+    o.validate()?;
     if o.daemon {
         daemon::close_inherited(o.transport_fd);
     }
@@ -196,6 +197,16 @@ fn main() -> ExitCode {
             }
             Err(e) => {
                 eprintln!("dmulogd: inspect {}: {e}", path.display());
+                ExitCode::from(2)
+            }
+        },
+        Command::Serve(o) if o.check => match o.validate() {
+            Ok(()) => {
+                println!("dmulogd: options are good");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("dmulogd: {e}");
                 ExitCode::from(2)
             }
         },

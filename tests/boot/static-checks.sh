@@ -150,6 +150,9 @@ dracut_calls() {
 		inst_multiple() { rec inst_multiple "$@"; }
 		stub_systemctl() { rec systemctl "$@"; }
 		dracut_module_included() { [ "$1" = systemd ] && [ "$want_systemd" = yes ]; }
+		derror() { rec derror "$@"; }
+		# shellcheck disable=SC2030,SC2031  # for this subshell only
+		export DMULOGD_SRCROOT=$D DMULOGD_CONF=${CONF_UNDER_TEST:-/nonexistent}
 		dmsetup() { printf '%s\n' "$table"; }
 		# shellcheck disable=SC1090,SC1091
 		. "$MOD/module-setup.sh"
@@ -208,6 +211,9 @@ mkinitcpio_calls() {
 		add_symlink() { rec add_symlink "$@"; }
 		add_dir() { rec add_dir "$@"; }
 		if [ "$1" = yes ]; then add_systemd_unit() { rec add_systemd_unit "$@"; }; fi
+		error() { rec error "$@"; }
+		# shellcheck disable=SC2030,SC2031  # for this subshell only
+		export DMULOGD_SRCROOT=$D DMULOGD_CONF=${CONF_UNDER_TEST:-/nonexistent}
 		# shellcheck disable=SC1090,SC1091
 		. "$D/usr/lib/initcpio/install/dmulogd"
 		build
@@ -244,6 +250,23 @@ for case in 0 1; do
 	fi
 done
 
+# Image build time: DMULOGD_OPTS is checked with dmulogd --check (the
+# stand-in binary refuses --bogus as the real one does).
+printf '#!/bin/sh\nfor a; do [ "$a" = --bogus ] && { echo "unknown argument --bogus" >&2; exit 2; }; done\necho "$*" >"%s"\n' "$WORK/check-rec" >"$D/usr/sbin/dmulogd"
+echo 'DMULOGD_OPTS="--allow-clustered -v"' >"$WORK/conf-good"
+echo 'DMULOGD_OPTS="--bogus"' >"$WORK/conf-bad"
+out=$(CONF_UNDER_TEST=$WORK/conf-good mkinitcpio_calls no 2>&1) && [ "$(cat "$WORK/check-rec")" = "--check --allow-clustered -v" ] &&
+	ok "mkinitcpio: build runs dmulogd --check DMULOGD_OPTS" || bad "mkinitcpio: --check at build: '$(cat "$WORK/check-rec" 2>/dev/null)' $out"
+# (Run outside && lists: set -e inside the subshell must stay in force.)
+out=$(CONF_UNDER_TEST=$WORK/conf-bad mkinitcpio_calls no 2>&1)
+rc=$?
+[ "$rc" != 0 ] && grep -q 'unknown argument --bogus' <<<"$out" &&
+	ok "mkinitcpio: a bad DMULOGD_OPTS fails the build, saying why" || bad "mkinitcpio: bad opts: rc $rc $out"
+out=$(CONF_UNDER_TEST=$WORK/conf-bad dracut_calls no "" "" 2>&1)
+rc=$?
+[ "$rc" != 0 ] && grep -q 'unknown argument --bogus' <<<"$out" &&
+	ok "dracut: a bad DMULOGD_OPTS fails install(), saying why" || bad "dracut: bad opts: rc $rc $out"
+printf '#!/bin/sh\necho fake dmulogd "$@"\n' >"$D/usr/sbin/dmulogd"
 echo "== initramfs-tools scripts"
 out=$("$D/usr/share/initramfs-tools/scripts/init-top/dmulogd" prereqs 2>&1) && [ -z "$out" ] &&
 	ok "init-top/dmulogd prereqs: none" || bad "init-top/dmulogd prereqs: '$out'"
@@ -297,6 +320,17 @@ helper >/dev/null 2>&1 && [ "$(rec)" = "--daemon --pidfile $WORK/pid --allow-clu
 rm -f "$REC"
 helper DMULOGD_OPTS=-q >/dev/null 2>&1 && [ "$(rec)" = "--daemon --pidfile $WORK/pid -q" ] &&
 	ok "helper: DMULOGD_OPTS from the environment wins" || bad "helper: DMULOGD_OPTS from the environment wins: '$(rec)'"
+
+# The kernel command line, as rd.lvm=0 / rd.md=0 are honoured.
+reset
+echo 'BOOT_IMAGE=/vmlinuz root=/dev/mapper/vg-root rd.dmulogd=0 quiet' >"$FP/cmdline"
+out=$(helper 2>&1) && [ ! -e "$REC" ] && grep -q 'rd.dmulogd=0' <<<"$out" &&
+	ok "helper: rd.dmulogd=0 -> start nothing, exit 0" || bad "helper: rd.dmulogd=0: '$out' rec '$(rec)'"
+reset
+echo 'DMULOGD_OPTS="-q"' >"$WORK/conf"
+echo 'root=/dev/sda1 rd.dmulogd.opts=--allow-clustered,--max-memory=64 ro' >"$FP/cmdline"
+helper >/dev/null 2>&1 && [ "$(rec)" = "--daemon --pidfile $WORK/pid -q --allow-clustered --max-memory=64" ] &&
+	ok "helper: rd.dmulogd.opts= adds options after DMULOGD_OPTS" || bad "helper: rd.dmulogd.opts=: '$(rec)'"
 
 reset
 mkproc 4242 dmulogd @usr/sbin/dmulogd --daemon --pidfile /run/dmulogd.pid
@@ -372,7 +406,7 @@ fi
 
 echo "== systemd unit"
 U=$D/usr/lib/systemd/system/dmulogd.service
-for want in 'Type=forking' 'PIDFile=/run/dmulogd.service.pid' 'Environment=DMULOGD_SERVICE_PIDFILE=/run/dmulogd.service.pid' 'DefaultDependencies=no' 'KillMode=process' 'SendSIGKILL=no' 'IgnoreOnIsolate=yes' 'WantedBy=sysinit.target'; do
+for want in 'ConditionKernelCommandLine=!rd.dmulogd=0' 'Conflicts=lvm2-cmirrord.service' 'Type=forking' 'PIDFile=/run/dmulogd.service.pid' 'Environment=DMULOGD_SERVICE_PIDFILE=/run/dmulogd.service.pid' 'DefaultDependencies=no' 'KillMode=process' 'SendSIGKILL=no' 'IgnoreOnIsolate=yes' 'WantedBy=sysinit.target'; do
 	grep -qx -- "$want" "$U" && ok "unit: $want" || bad "unit: $want"
 done
 for before in lvm2-activation-early.service lvm2-monitor.service local-fs-pre.target blk-availability.service systemd-udev-trigger.service; do

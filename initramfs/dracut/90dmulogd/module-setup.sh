@@ -56,6 +56,15 @@ installkernel() {
 
 # called by dracut
 install() {
+    # A typo in DMULOGD_OPTS fails this build, not every boot.
+    local conf=${DMULOGD_CONF:-/etc/dmulogd.conf} opts="" out
+    # shellcheck disable=SC1090  # the administrator's file
+    [[ -f $conf ]] && opts=$(. "$conf"; echo "${DMULOGD_OPTS:-}")
+    # shellcheck disable=SC2086  # options are words
+    if ! out=$("${DMULOGD_SRCROOT:-}@SBINDIR@/dmulogd" --check $opts 2>&1); then
+        derror "dmulogd: DMULOGD_OPTS in $conf: $out"
+        return 1
+    fi
     inst_binary @SBINDIR@/dmulogd
     inst_simple @LIBEXECDIR@/dmulogd-start
     [[ -f /etc/dmulogd.conf ]] && inst_simple /etc/dmulogd.conf
