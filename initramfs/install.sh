@@ -98,10 +98,13 @@ if want dracut; then
 	install_subst 0755 "$here/dracut/90dmulogd/module-setup.sh" "$d/module-setup.sh"
 	install_subst 0755 "$here/dracut/90dmulogd/dmulogd-pre-udev.sh" "$d/dmulogd-pre-udev.sh"
 	install_subst 0644 "$here/dracut/90dmulogd/dmulogd-initrd.conf" "$d/dmulogd-initrd.conf"
+	install_subst 0755 "$here/dracut/90dmulogd/dmulogd-cleanup.sh" "$d/dmulogd-cleanup.sh"
+	install_subst 0755 "$here/dracut/90dmulogd/dmulogd-shutdown.sh" "$d/dmulogd-shutdown.sh"
 fi
 if want mkinitcpio; then
 	install_subst 0644 "$here/mkinitcpio/install/dmulogd" /usr/lib/initcpio/install/dmulogd
 	install_subst 0644 "$here/mkinitcpio/hooks/dmulogd" /usr/lib/initcpio/hooks/dmulogd
+	install_subst 0644 "$here/mkinitcpio/dmulogd-initrd.conf" /usr/lib/initcpio/dmulogd-initrd.conf
 fi
 
 if [ -z "$destdir" ]; then

@@ -106,8 +106,11 @@ expected="755 /usr/sbin/dmulogd
 755 /usr/lib/dracut/modules.d/90dmulogd/module-setup.sh
 755 /usr/lib/dracut/modules.d/90dmulogd/dmulogd-pre-udev.sh
 644 /usr/lib/dracut/modules.d/90dmulogd/dmulogd-initrd.conf
+755 /usr/lib/dracut/modules.d/90dmulogd/dmulogd-cleanup.sh
+755 /usr/lib/dracut/modules.d/90dmulogd/dmulogd-shutdown.sh
 644 /usr/lib/initcpio/install/dmulogd
-644 /usr/lib/initcpio/hooks/dmulogd"
+644 /usr/lib/initcpio/hooks/dmulogd
+644 /usr/lib/initcpio/dmulogd-initrd.conf"
 got=$(cd "$D" && find . -type f -printf '%m /%P\n' | sort -k2)
 if [ "$got" = "$(sort -k2 <<<"$expected")" ]; then ok "installed files and modes"; else
 	bad "installed files and modes"
@@ -167,7 +170,8 @@ dracut_calls() {
 out=$(dracut_calls no "" "")
 for want in "check=0" "depends=dm" "inst_binary /usr/sbin/dmulogd" \
 	"inst_simple /usr/lib/dmulogd/dmulogd-start" \
-	"inst_hook pre-udev 10 $MOD/dmulogd-pre-udev.sh"; do
+	"inst_hook pre-udev 10 $MOD/dmulogd-pre-udev.sh" \
+	"inst_hook cleanup 00 $MOD/dmulogd-cleanup.sh" "inst_hook shutdown 30 $MOD/dmulogd-shutdown.sh"; do
 	grep -qxF -- "$want" <<<"$out" && ok "dracut (no systemd): $want" || bad "dracut (no systemd): $want"$'\n'"$out"
 done
 if grep -E '^instmods hostonly= ' <<<"$out" | grep -qw dm-log-userspace && grep '^instmods' <<<"$out" | grep -qw dm-mirror; then
@@ -183,7 +187,7 @@ for want in "inst_binary /usr/sbin/dmulogd" "inst_simple /usr/lib/dmulogd/dmulog
 	"systemctl -q --root $WORK/initdir enable dmulogd.service"; do
 	grep -qxF -- "$want" <<<"$out" && ok "dracut (systemd): $want" || bad "dracut (systemd): $want"$'\n'"$out"
 done
-grep -q '^inst_hook' <<<"$out" && bad "dracut (systemd) installs no pre-udev hook" || ok "dracut (systemd) installs no pre-udev hook"
+grep -q '^inst_hook pre-udev' <<<"$out" && bad "dracut (systemd) installs no pre-udev hook" || ok "dracut (systemd) installs no pre-udev hook"
 check "dracut: unit source exists" test -f "$D/usr/lib/systemd/system/dmulogd.service"
 check "dracut: drop-in exists" test -f "$MOD/dmulogd-initrd.conf"
 out=$(dracut_calls no 1 "")
@@ -230,6 +234,7 @@ grep -qE '^add_file /(etc|usr/lib)/os-release /etc/initrd-release 644$' <<<"$out
 grep -q '^add_systemd_unit' <<<"$out" && bad "mkinitcpio (busybox): no systemd unit" || ok "mkinitcpio (busybox): no systemd unit"
 out=$(mkinitcpio_calls yes)
 for want in "add_systemd_unit dmulogd.service" \
+	"add_file /usr/lib/initcpio/dmulogd-initrd.conf /etc/systemd/system/dmulogd.service.d/initrd.conf 644" \
 	"add_symlink /usr/lib/systemd/system/sysinit.target.wants/dmulogd.service /usr/lib/systemd/system/dmulogd.service" \
 	"add_binary /usr/sbin/dmulogd"; do
 	grep -qxF -- "$want" <<<"$out" && ok "mkinitcpio (systemd): $want" || bad "mkinitcpio (systemd): $want"$'\n'"$out"
@@ -267,6 +272,19 @@ rc=$?
 [ "$rc" != 0 ] && grep -q 'unknown argument --bogus' <<<"$out" &&
 	ok "dracut: a bad DMULOGD_OPTS fails install(), saying why" || bad "dracut: bad opts: rc $rc $out"
 printf '#!/bin/sh\necho fake dmulogd "$@"\n' >"$D/usr/sbin/dmulogd"
+echo "== dracut shutdown hook"
+# The hook finds dmulogd by comm and waits for it to exit after SIGTERM:
+# a stand-in named dmulogd (a copy of sleep) plays the daemon.
+cp "$(command -v sleep)" "$WORK/dmulogd"
+"$WORK/dmulogd" 30 &
+victim=$!
+out=$(timeout 20 sh "$MOD/dmulogd-shutdown.sh" 2>&1)
+rc=$?
+if [ "$rc" = 0 ] && ! kill -0 "$victim" 2>/dev/null; then ok "dracut shutdown hook: SIGTERM, waits for dmulogd to exit"
+else bad "dracut shutdown hook: rc $rc, still running: $(kill -0 "$victim" 2>/dev/null && echo yes) $out"; kill "$victim" 2>/dev/null; fi
+wait "$victim" 2>/dev/null
+grep -q '^need_shutdown$' "$MOD/dmulogd-cleanup.sh" && ok "dracut cleanup hook: need_shutdown" || bad "dracut cleanup hook: need_shutdown"
+
 echo "== initramfs-tools scripts"
 out=$("$D/usr/share/initramfs-tools/scripts/init-top/dmulogd" prereqs 2>&1) && [ -z "$out" ] &&
 	ok "init-top/dmulogd prereqs: none" || bad "init-top/dmulogd prereqs: '$out'"

@@ -76,4 +76,8 @@ install() {
     else
         inst_hook pre-udev 10 "$moddir/dmulogd-pre-udev.sh"
     fi
+    # Shutdown: keep the initramfs so 90dm's shutdown hook (25) tears the
+    # mirrors down while dmulogd answers, then let dmulogd flush and exit.
+    inst_hook cleanup 00 "$moddir/dmulogd-cleanup.sh"
+    inst_hook shutdown 30 "$moddir/dmulogd-shutdown.sh"
 }
