@@ -63,11 +63,12 @@ pub fn wait_ready(mut pipe: File) -> Result<(), String> {
 /// After the parent returned: stderr must not keep the caller's pipe or
 /// terminal open (`x=$(dmulogd --daemon 2>&1)` would wait for the daemon
 /// to exit). It stays where it is when it is the journal (systemd's
-/// JOURNAL_STREAM names it); otherwise the log goes to the kernel log
-/// (/dev/kmsg: an initramfs has no other), or nowhere.
-/// True when stderr was moved.
+/// JOURNAL_STREAM names it) or a file (`2>>/var/log/dmulogd.log`: nobody
+/// waits on a file); otherwise the log goes to the kernel log (/dev/kmsg:
+/// an initramfs has no other), or nowhere. True when stderr was moved.
 pub fn quiet_stderr() -> bool {
-    if stderr_is_journal() {
+    let is_file = std::fs::metadata("/proc/self/fd/2").is_ok_and(|m| m.is_file());
+    if stderr_is_journal() || is_file {
         return false;
     }
     let target = std::fs::OpenOptions::new()
