@@ -103,7 +103,7 @@ struct FsResult {
 }
 
 fn bench_fs(dir: &Path, runs: usize, dur: Duration, max_ops: usize) -> Result<FsResult, String> {
-    let scratch = Scratch::new(dir, "flush").map_err(|e| format!("{}: {e}", dir.display()))?;
+    let scratch = TempDir::try_new_in(dir, "bench-flush").map_err(|e| format!("{}: {e}", dir.display()))?;
     let mut d = Server::spawn(&dmulogd_bin(), &[]);
     let mut cases = Vec::new();
     // One log per case: a random-region log's lazily cleared pages must
@@ -112,7 +112,7 @@ fn bench_fs(dir: &Path, runs: usize, dur: Duration, max_ops: usize) -> Result<Fs
         for pattern in [Pattern::Random, Pattern::Same] {
             let regions = 1u64 << bits;
             let tag = if pattern == Pattern::Random { "random" } else { "same" };
-            let file = scratch.log_file(&format!("log-2^{bits}-{tag}"), regions);
+            let file = scratch.log_file(&format!("log-2^{bits}-{tag}"), log_bytes(regions));
             let log = LogId::new(
                 &format!("BENCH-flush-{bits}-{tag}"),
                 0xffff_8880_0010_0000 + u64::from(bits) * 2 + u64::from(pattern == Pattern::Same),

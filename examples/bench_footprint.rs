@@ -85,7 +85,7 @@ impl Queued for Server {
             .arg("--transport-fd")
             .arg(theirs.as_raw_fd().to_string())
             .arg("--run-dir")
-            .arg(&run_dir.0)
+            .arg(run_dir.path())
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .spawn()
@@ -252,10 +252,10 @@ fn main() {
     ));
 
     // One disk log of 2^24 regions on tmpfs.
-    match tmpfs_dir().and_then(|d| Scratch::new(&d, "footprint").map_err(|e| e.to_string())) {
+    match tmpfs_dir().and_then(|d| TempDir::try_new_in(&d, "bench-footprint").map_err(|e| e.to_string())) {
         Ok(scratch) => {
             let regions = 1u64 << 24;
-            let file = scratch.log_file("big", regions);
+            let file = scratch.log_file("big", log_bytes(regions));
             let mut s = Server::spawn(&bin, &[]);
             let log = LogId::new("LVM-bench-disk-2^24", 0xffff_8880_0200_0000);
             let t = Instant::now();

@@ -19,12 +19,14 @@ fn main() {
     let n: u64 = arg("--n", "BENCH_N", "10000").parse().expect("--n N");
     let regions: u64 = arg("--regions", "BENCH_REGIONS", "65536").parse().expect("--regions N");
     let tmp = tmpfs_dir().unwrap_or_else(|e| panic!("{e}"));
-    let scratch = Scratch::new(&tmp, "profile").unwrap();
+    let scratch = TempDir::try_new_in(&tmp, "bench-profile").unwrap();
     let mut d = Server::spawn(&dmulogd_bin(), &[]);
     let log = LogId::new("BENCH-profile", 0xffff_8880_0000_7000);
     let sync = if op == "resync" { "sync" } else { "nosync" };
     let ctr = match kind.as_str() {
-        "disk" => format!("{} disk {} 1024 {sync}", regions * 1024, scratch.log_file("log", regions).display()),
+        "disk" => {
+            format!("{} disk {} 1024 {sync}", regions * 1024, scratch.log_file("log", log_bytes(regions)).display())
+        }
         _ => format!("{} core 1024 {sync}", regions * 1024),
     };
     d.ok(&log, CTR, ctr.as_bytes());

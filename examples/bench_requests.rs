@@ -226,7 +226,7 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let scratch = Scratch::new(&tmp, "requests").expect("scratch directory on tmpfs");
+    let scratch = TempDir::try_new_in(&tmp, "bench-requests").expect("scratch directory on tmpfs");
     let bin = dmulogd_bin();
     if !bin.exists() {
         eprintln!("bench_requests: {} is missing: run `make static` first", bin.display());
@@ -246,8 +246,8 @@ fn main() {
     let core_sync = LogId::new("BENCH-core-sync", 0xffff_8880_0000_2000);
     let disk = LogId::new("BENCH-disk", 0xffff_8880_0000_3000);
     let disk_sync = LogId::new("BENCH-disk-sync", 0xffff_8880_0000_4000);
-    let f_disk = scratch.log_file("disk", REGIONS);
-    let f_disk_sync = scratch.log_file("disk-sync", REGIONS);
+    let f_disk = scratch.log_file("disk", log_bytes(REGIONS));
+    let f_disk_sync = scratch.log_file("disk-sync", log_bytes(REGIONS));
     setup_log(&mut daemon, &core, &format!("{len} core {REGION_SIZE} nosync"));
     setup_log(&mut daemon, &core_sync, &format!("{len} core {REGION_SIZE} sync"));
     setup_log(&mut daemon, &disk, &format!("{len} disk {} {REGION_SIZE} nosync", f_disk.display()));

@@ -14,8 +14,10 @@
 //! Replay: DMULOGD_SEED=0x... DMULOGD_STEPS=N cargo test --release --test fuzz_datagrams -- --nocapture
 #![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 
+mod common;
 mod support_model;
 
+use common::TempDir;
 use support_model::*;
 
 const NL_FIELDS: &[(usize, usize)] = &[
@@ -51,7 +53,7 @@ struct BaseLog {
 }
 
 struct World {
-    _dir: Scratch,
+    _dir: TempDir,
     model: Model,
     d: InProc,
     rng: Rng,
@@ -385,7 +387,7 @@ fn mutated_kernel_datagrams_never_change_state_unless_valid() {
         let _replay = ReplayOnPanic(format!(
             "replay: DMULOGD_SEED={seed:#x} DMULOGD_STEPS={steps_n} cargo test --release --test fuzz_datagrams -- --nocapture"
         ));
-        let dir = Scratch::new("fuzzdg", true);
+        let dir = TempDir::prefer_tmpfs("fuzzdg");
         let mut rng = Rng::new(seed);
         let mut model = Model::new(1 << 20, false);
         make_files(&mut rng, dir.path(), &mut model, false);

@@ -68,7 +68,7 @@ fn run_in_process(test: &str, seed: u64, steps: u64) -> Stats {
     let _replay = ReplayOnPanic(format!(
         "replay: DMULOGD_SEED={seed:#x} DMULOGD_STEPS={steps} cargo test --release --test model {test} -- --nocapture"
     ));
-    let dir = Scratch::new("model", true);
+    let dir = common::TempDir::prefer_tmpfs("model");
     let mut rng = Rng::new(seed ^ 0x5eed_f11e);
     // Small budgets make -ENOMEM and the accounting of DTR matter.
     let memory_limit = rng.pick(&[64u64 << 10, 256 << 10, 1 << 20, 64 << 20]);
@@ -188,7 +188,7 @@ fn run_binary(test: &str, seed: u64, steps: u64) -> Stats {
     let _replay = ReplayOnPanic(format!(
         "replay: DMULOGD_SEED={seed:#x} DMULOGD_STEPS={steps} cargo test --release --test model {test} -- --nocapture"
     ));
-    let dir = Scratch::new("model-bin", false);
+    let dir = common::TempDir::new("model-bin");
     let probe = !on_tmpfs(dir.path());
     let mut rng = Rng::new(seed ^ 0xb1_0a3e);
     let mib = rng.pick(&[1u64, 4, 64]);

@@ -5,8 +5,18 @@
 //! markdown fragments that `bench/run.sh` assembles into bench/RESULTS.md.
 //!
 //! Not an example itself: a directory without `main.rs` is not picked up
-//! by cargo; each driver includes it with `mod benchkit;`.
+//! by cargo; each driver includes it with `mod benchkit;`. The scratch
+//! directories and the PRNG are the tests' own (tests/shared, included
+//! with `#[path]`).
 #![allow(dead_code)]
+
+#[path = "../../tests/shared/rng.rs"]
+mod rng;
+#[path = "../../tests/shared/tempdir.rs"]
+mod tempdir;
+
+#[allow(unused_imports)] // each driver uses the parts it needs
+pub use {rng::Rng, tempdir::TempDir};
 
 use dmulogd::wire::{Reply, RequestSpec, RequestType, HEADERS_LEN};
 use std::io::Write;
@@ -103,16 +113,14 @@ pub struct Server {
     /// The server's private `--run-dir` (state files, device nodes),
     /// removed when the server is dropped: benchmarks never touch the
     /// machine's /run/dmulogd.
-    pub run_dir: Option<Scratch>,
+    pub run_dir: Option<TempDir>,
 }
 
 /// A private run directory for one server, on tmpfs like /run when there
 /// is one.
-pub fn private_run_dir() -> Scratch {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
+pub fn private_run_dir() -> TempDir {
     let parent = tmpfs_dir().unwrap_or_else(|_| std::env::temp_dir());
-    Scratch::new(&parent, &format!("run{}", N.fetch_add(1, Ordering::Relaxed))).expect("create a private run directory")
+    TempDir::try_new_in(&parent, "bench-run").expect("create a private run directory")
 }
 
 impl Server {
@@ -127,7 +135,7 @@ impl Server {
             .arg("--transport-fd")
             .arg(theirs.as_raw_fd().to_string())
             .arg("--run-dir")
-            .arg(&run_dir.0)
+            .arg(run_dir.path())
             .args(extra)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
@@ -337,29 +345,6 @@ impl<'a> Client<'a> {
     }
 }
 
-/// A small xorshift generator: regions spread over the bitmap without
-/// pulling in a crate.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed | 1)
-    }
-    #[inline]
-    pub fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-    #[inline]
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 pub fn regions_payload(rs: &[u64]) -> Vec<u8> {
     rs.iter().flat_map(|r| r.to_ne_bytes()).collect()
 }
@@ -445,30 +430,10 @@ pub fn fs_type(p: &Path) -> (i64, String) {
     (m, format!("{name} (magic {m:#x})"))
 }
 
-/// A scratch directory removed on drop.
-pub struct Scratch(pub PathBuf);
-
-impl Scratch {
-    pub fn new(parent: &Path, tag: &str) -> std::io::Result<Scratch> {
-        let p = parent.join(format!("dmulogd-bench-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p)?;
-        Ok(Scratch(p))
-    }
-    /// A zero-filled log file big enough for `regions` regions.
-    pub fn log_file(&self, name: &str, regions: u64) -> PathBuf {
-        let p = self.0.join(name);
-        let f = std::fs::File::create(&p).unwrap();
-        let bytes = 1024 + regions.div_ceil(64) * 8;
-        f.set_len(bytes.div_ceil(4096) * 4096).unwrap();
-        p
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// The size of a log file for `regions` regions (header, bitmap), in whole
+/// pages: what `TempDir::log_file` is given.
+pub fn log_bytes(regions: u64) -> u64 {
+    (1024 + regions.div_ceil(64) * 8).div_ceil(4096) * 4096
 }
 
 /// The tmpfs directory the benchmarks use: `BENCH_TMPFS` or /dev/shm,

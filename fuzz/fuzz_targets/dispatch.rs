@@ -21,6 +21,9 @@ use std::path::PathBuf;
 #[path = "../../tests/support_model/mod.rs"]
 #[allow(unused_imports)]
 mod support_model;
+#[path = "../../tests/shared/tempdir.rs"]
+#[allow(dead_code)]
+mod tempdir;
 
 use support_model::*;
 
@@ -33,26 +36,24 @@ const LOGS: [(&[u8], u64); 6] = [
     (b"LVM-nobody", 0x6000),
 ];
 
-static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+static DIR: std::sync::OnceLock<tempdir::TempDir> = std::sync::OnceLock::new();
 
 extern "C" fn remove_dir() {
     if let Some(d) = DIR.get() {
-        let _ = std::fs::remove_dir_all(d);
+        let _ = std::fs::remove_dir_all(d.path());
     }
 }
 
-/// A scratch directory for the log files, removed when libFuzzer exits.
+/// A scratch directory for the log files, removed when libFuzzer exits
+/// (a static is never dropped).
 fn dir() -> &'static PathBuf {
-    DIR.get_or_init(|| {
-        let base =
-            if std::path::Path::new("/dev/shm").is_dir() { PathBuf::from("/dev/shm") } else { std::env::temp_dir() };
-        let d = base.join(format!("dmulogd-fuzz-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
+    &DIR.get_or_init(|| {
+        let d = tempdir::TempDir::prefer_tmpfs("fuzz");
         // SAFETY: registers a plain extern "C" function with no arguments.
         unsafe { libc::atexit(remove_dir) };
         d
     })
+    .0
 }
 
 fn send(model: &mut Model, d: &mut InProc, dgram: &[u8], sender: u32) {

@@ -2,9 +2,14 @@
 //! exact datagrams the kernel sends, and a kernel-shaped client for one log.
 #![allow(dead_code, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 
+#[path = "../shared/tempdir.rs"]
+mod tempdir;
+
+pub use tempdir::TempDir;
+
 use dmulogd::wire::{Reply, RequestSpec, RequestType};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -29,44 +34,6 @@ pub const IS_REMOTE_RECOVERING: u32 = RequestType::IsRemoteRecovering as u32;
 pub const ESRCH: i32 = -libc::ESRCH;
 pub const EINVAL: i32 = -libc::EINVAL;
 pub const EEXIST: i32 = -libc::EEXIST;
-
-/// A scratch directory removed on drop.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        TempDir::new_in(&std::env::temp_dir(), tag)
-    }
-
-    /// In `base` (e.g. under target/, when the test needs a disk file
-    /// system rather than whatever /tmp is).
-    pub fn new_in(base: &Path, tag: &str) -> TempDir {
-        use std::sync::atomic::{AtomicU32, Ordering};
-        static N: AtomicU32 = AtomicU32::new(0);
-        let p = base.join(format!("dmulogd-{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-
-    /// A zero-filled log file of `bytes`.
-    pub fn log_file(&self, name: &str, bytes: u64) -> PathBuf {
-        let p = self.0.join(name);
-        let f = std::fs::File::create(&p).unwrap();
-        f.set_len(bytes).unwrap();
-        p
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn socketpair() -> (OwnedFd, OwnedFd) {
     let mut fds = [0; 2];

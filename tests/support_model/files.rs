@@ -1,38 +1,8 @@
-//! Scratch directories and the log files of a world: what a previous life
-//! left in them, the model compared with the bytes on disk, and what the
-//! page cache holds of them.
+//! The log files of a world: what a previous life left in them, the model
+//! compared with the bytes on disk, and what the page cache holds of them.
 
 use super::*;
-use std::path::{Path, PathBuf};
-
-/// A scratch directory, on tmpfs when there is one (fast msync), removed
-/// on drop.
-pub struct Scratch(pub PathBuf);
-
-impl Scratch {
-    pub fn new(tag: &str, prefer_tmpfs: bool) -> Scratch {
-        use std::sync::atomic::{AtomicU32, Ordering};
-        static N: AtomicU32 = AtomicU32::new(0);
-        let base = if prefer_tmpfs && Path::new("/dev/shm").is_dir() {
-            PathBuf::from("/dev/shm")
-        } else {
-            std::env::temp_dir()
-        };
-        let p = base.join(format!("dmulogd-{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        Scratch(p)
-    }
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use std::path::Path;
 
 /// Initial content of a log file: what a previous life may have left.
 pub fn random_file_image(rng: &mut Rng, len: usize) -> Vec<u8> {

@@ -10,18 +10,20 @@
 //! crate, so it depends on nothing but dmulogd, libc and std.
 //!
 //! One file per role, all re-exported here:
-//! - `rng.rs`: the seeded PRNG and the seeds, steps and environment of a
-//!   run;
+//! - `rng.rs`: the seeded PRNG (tests/shared/rng.rs, which the benchmarks
+//!   share) and the seeds, steps and environment of a run;
 //! - `codec.rs`: request numbers, errnos, the datagram decoder and reply
 //!   encoder, from docs/protocol.md alone;
 //! - `model.rs`: the log model (`Model`, `MLog`, `Args`, `parse_ctr`);
 //! - `gen.rs`: the kernel-shaped request generator (`Gen`, `Req`, `Frame`);
-//! - `files.rs`: scratch directories (`Scratch`), a world's log files
-//!   (`make_files`, `check_files`) and page-cache probes (`page_dirty`,
-//!   `on_tmpfs`);
+//! - `files.rs`: a world's log files (`make_files`, `check_files`) and
+//!   page-cache probes (`page_dirty`, `on_tmpfs`);
 //! - `inproc.rs`: the in-process harness (`InProc`, `snapshot`,
 //!   `check_registry`);
 //! - `report.rs`: failure reports (`diff_reply`, `Trace`, `ReplayOnPanic`).
+//!
+//! Scratch directories are tests/common's `TempDir` (tests/shared), which
+//! the in-process tests and the fuzz/ crate include as they need it.
 //!
 //! Semantics modelled where dmulogd deliberately follows the kernel or
 //! chooses (docs/protocol.md §4 and §7; commit messages, doc comments in src/):
