@@ -69,28 +69,14 @@ impl Queued for Server {
     /// Like `Server::spawn`, but the first request is queued on the socket
     /// before the process is created, so nothing on the client side waits.
     fn spawn_queued(bin: &Path) -> Server {
-        use std::os::fd::AsRawFd;
         let (ours, theirs) = socketpair();
-        // SAFETY: F_SETFD on an fd we own: the server end is inherited.
-        unsafe { libc::fcntl(theirs.as_raw_fd(), libc::F_SETFD, 0) };
         let probe = LogId::new("BENCH-nobody", 1);
-        let d = Dgram::new(&probe, GET_SYNC_COUNT, &[]);
-        let mut d = d;
+        let mut d = Dgram::new(&probe, GET_SYNC_COUNT, &[]);
         d.set_seq(1);
-        // SAFETY: the datagram is valid for reads of its length.
-        unsafe { libc::send(ours.as_raw_fd(), d.bytes.as_ptr().cast(), d.bytes.len(), libc::MSG_NOSIGNAL) };
+        send_dgram(&ours, &d.bytes);
         let run_dir = private_run_dir();
         let spawned = Instant::now();
-        let child = Command::new(bin)
-            .arg("--transport-fd")
-            .arg(theirs.as_raw_fd().to_string())
-            .arg("--run-dir")
-            .arg(run_dir.path())
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
-        drop(theirs);
+        let child = spawn_server(bin, theirs, run_dir.path(), &[], "warn");
         Server { child, sock: ours, seq: 1, spawned, run_dir: Some(run_dir) }
     }
 }

@@ -5,39 +5,27 @@
 //! markdown fragments that `bench/run.sh` assembles into bench/RESULTS.md.
 //!
 //! Not an example itself: a directory without `main.rs` is not picked up
-//! by cargo; each driver includes it with `mod benchkit;`. The scratch
-//! directories and the PRNG are the tests' own (tests/shared, included
-//! with `#[path]`).
+//! by cargo; each driver includes it with `mod benchkit;`. The socketpair,
+//! the spawning, the scratch directories and the PRNG are the tests' own
+//! (tests/shared, included with `#[path]`).
 #![allow(dead_code)]
 
 #[path = "../../tests/shared/rng.rs"]
 mod rng;
 #[path = "../../tests/shared/tempdir.rs"]
 mod tempdir;
+#[path = "../../tests/shared/transport.rs"]
+mod transport;
 
 #[allow(unused_imports)] // each driver uses the parts it needs
-pub use {rng::Rng, tempdir::TempDir};
+pub use {rng::Rng, tempdir::TempDir, transport::*};
 
-use dmulogd::wire::{Reply, RequestSpec, RequestType, HEADERS_LEN};
+use dmulogd::wire::{Reply, RequestSpec, HEADERS_LEN};
 use std::io::Write;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
-
-pub const CTR: u32 = RequestType::Ctr as u32;
-pub const DTR: u32 = RequestType::Dtr as u32;
-pub const PRESUSPEND: u32 = RequestType::Presuspend as u32;
-pub const POSTSUSPEND: u32 = RequestType::Postsuspend as u32;
-pub const RESUME: u32 = RequestType::Resume as u32;
-pub const IS_CLEAN: u32 = RequestType::IsClean as u32;
-pub const IN_SYNC: u32 = RequestType::InSync as u32;
-pub const FLUSH: u32 = RequestType::Flush as u32;
-pub const MARK_REGION: u32 = RequestType::MarkRegion as u32;
-pub const CLEAR_REGION: u32 = RequestType::ClearRegion as u32;
-pub const GET_RESYNC_WORK: u32 = RequestType::GetResyncWork as u32;
-pub const SET_REGION_SYNC: u32 = RequestType::SetRegionSync as u32;
-pub const GET_SYNC_COUNT: u32 = RequestType::GetSyncCount as u32;
 
 /// Offsets inside a datagram (see src/wire.rs).
 const NL_SEQ: usize = 8;
@@ -89,20 +77,6 @@ pub fn scale() -> f64 {
 
 // ------------------------------------------------------------ processes
 
-pub fn socketpair() -> (OwnedFd, OwnedFd) {
-    let mut fds = [0; 2];
-    // SAFETY: fds is a valid array of two ints for socketpair to fill.
-    let r = unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) };
-    assert_eq!(r, 0, "socketpair: {}", std::io::Error::last_os_error());
-    // SAFETY: both fds are fresh and owned by us from here on.
-    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
-}
-
-fn set_cloexec(fd: &OwnedFd, on: bool) {
-    // SAFETY: F_SETFD on an fd we own.
-    unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, if on { libc::FD_CLOEXEC } else { 0 }) };
-}
-
 /// A server process serving one end of a socketpair; `sock` is ours.
 pub struct Server {
     pub child: Child,
@@ -128,31 +102,10 @@ impl Server {
     /// warnings-only logging.
     pub fn spawn(bin: &Path, extra: &[&str]) -> Server {
         let (ours, theirs) = socketpair();
-        set_cloexec(&theirs, false);
         let run_dir = private_run_dir();
         let spawned = Instant::now();
-        let child = Command::new(bin)
-            .arg("--transport-fd")
-            .arg(theirs.as_raw_fd().to_string())
-            .arg("--run-dir")
-            .arg(run_dir.path())
-            .args(extra)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
-        drop(theirs);
-        let tv = libc::timeval { tv_sec: 60, tv_usec: 0 };
-        // SAFETY: tv is a live timeval of the size given.
-        unsafe {
-            libc::setsockopt(
-                ours.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                (&tv as *const libc::timeval).cast(),
-                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-            )
-        };
+        let child = spawn_server(bin, theirs, run_dir.path(), extra, "warn");
+        set_recv_timeout(&ours, 60);
         Server { child, sock: ours, seq: 1, spawned, run_dir: Some(run_dir) }
     }
 
@@ -167,16 +120,13 @@ impl Server {
 
     #[inline]
     pub fn send(&self, d: &[u8]) {
-        // SAFETY: d is valid for reads of its length.
-        let r = unsafe { libc::send(self.sock.as_raw_fd(), d.as_ptr().cast(), d.len(), libc::MSG_NOSIGNAL) };
-        assert_eq!(r, d.len() as isize, "send: {}", std::io::Error::last_os_error());
+        send_dgram(&self.sock, d);
     }
 
     /// Blocking receive of one reply into `buf`; its length.
     #[inline]
     pub fn recv_into(&self, buf: &mut [u8]) -> usize {
-        // SAFETY: buf is valid for writes of its length.
-        let n = unsafe { libc::recv(self.sock.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+        let n = recv_dgram(&self.sock, buf);
         assert!(n >= HEADERS_LEN as isize, "no reply from the server ({n}): {}", std::io::Error::last_os_error());
         n as usize
     }
@@ -208,15 +158,10 @@ impl Server {
     pub fn stop(mut self) {
         let (dummy, _) = socketpair();
         drop(std::mem::replace(&mut self.sock, dummy));
-        let t = Instant::now();
-        while t.elapsed() < Duration::from_secs(20) {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(2));
+        if wait_timeout(&mut self.child, Duration::from_secs(20)).is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -343,10 +288,6 @@ impl<'a> Client<'a> {
         }
         n
     }
-}
-
-pub fn regions_payload(rs: &[u64]) -> Vec<u8> {
-    rs.iter().flat_map(|r| r.to_ne_bytes()).collect()
 }
 
 // ------------------------------------------------------------ statistics

@@ -4,50 +4,21 @@
 
 #[path = "../shared/tempdir.rs"]
 mod tempdir;
+#[path = "../shared/transport.rs"]
+mod transport;
 
 pub use tempdir::TempDir;
+pub use transport::*;
 
-use dmulogd::wire::{Reply, RequestSpec, RequestType};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use dmulogd::wire::{Reply, RequestSpec};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
-
-pub const CTR: u32 = RequestType::Ctr as u32;
-pub const DTR: u32 = RequestType::Dtr as u32;
-pub const PRESUSPEND: u32 = RequestType::Presuspend as u32;
-pub const POSTSUSPEND: u32 = RequestType::Postsuspend as u32;
-pub const RESUME: u32 = RequestType::Resume as u32;
-pub const GET_REGION_SIZE: u32 = RequestType::GetRegionSize as u32;
-pub const IS_CLEAN: u32 = RequestType::IsClean as u32;
-pub const IN_SYNC: u32 = RequestType::InSync as u32;
-pub const FLUSH: u32 = RequestType::Flush as u32;
-pub const MARK_REGION: u32 = RequestType::MarkRegion as u32;
-pub const CLEAR_REGION: u32 = RequestType::ClearRegion as u32;
-pub const GET_RESYNC_WORK: u32 = RequestType::GetResyncWork as u32;
-pub const SET_REGION_SYNC: u32 = RequestType::SetRegionSync as u32;
-pub const GET_SYNC_COUNT: u32 = RequestType::GetSyncCount as u32;
-pub const STATUS_INFO: u32 = RequestType::StatusInfo as u32;
-pub const STATUS_TABLE: u32 = RequestType::StatusTable as u32;
-pub const IS_REMOTE_RECOVERING: u32 = RequestType::IsRemoteRecovering as u32;
 
 pub const ESRCH: i32 = -libc::ESRCH;
 pub const EINVAL: i32 = -libc::EINVAL;
 pub const EEXIST: i32 = -libc::EEXIST;
-
-fn socketpair() -> (OwnedFd, OwnedFd) {
-    let mut fds = [0; 2];
-    // SAFETY: fds is a valid array of two ints for socketpair to fill.
-    let r = unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET, 0, fds.as_mut_ptr()) };
-    assert_eq!(r, 0, "socketpair: {}", std::io::Error::last_os_error());
-    // SAFETY: both fds are fresh and owned by us from here on.
-    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
-}
-
-fn set_cloexec(fd: &OwnedFd, on: bool) {
-    // SAFETY: F_SETFD on an fd we own.
-    unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, if on { libc::FD_CLOEXEC } else { 0 }) };
-}
 
 /// The daemon binary serving one end of a socketpair.
 pub struct Daemon {
@@ -78,32 +49,11 @@ impl Daemon {
     /// and clean bits reach the log files as they would with real legs.
     pub fn spawn_in(run_dir: &Path, extra: &[&str]) -> Daemon {
         let (ours, theirs) = socketpair();
-        set_cloexec(&ours, true);
-        set_cloexec(&theirs, false);
         let legs: &[&str] = if extra.contains(&"--test-legs") { &[] } else { &["--test-legs", ""] };
-        let child = Command::new(binary())
-            .arg("--transport-fd")
-            .arg(theirs.as_raw_fd().to_string())
-            .arg("--run-dir")
-            .arg(run_dir)
-            .args(legs)
-            .args(extra)
-            .env("RUST_LOG", std::env::var("DMULOGD_TEST_LOG").unwrap_or_else(|_| "warn".into()))
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("spawn dmulogd");
-        drop(theirs);
-        let tv = libc::timeval { tv_sec: 20, tv_usec: 0 };
-        // SAFETY: tv is a live timeval of the size given.
-        unsafe {
-            libc::setsockopt(
-                ours.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                (&tv as *const libc::timeval).cast(),
-                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-            )
-        };
+        let args: Vec<&str> = legs.iter().chain(extra).copied().collect();
+        let log = std::env::var("DMULOGD_TEST_LOG").unwrap_or_else(|_| "warn".into());
+        let child = spawn_server(Path::new(binary()), theirs, run_dir, &args, &log);
+        set_recv_timeout(&ours, 20);
         Daemon { child, sock: ours, seq: 1000, _run_dir: None }
     }
 
@@ -113,17 +63,14 @@ impl Daemon {
     }
 
     pub fn send_raw(&self, dgram: &[u8]) {
-        // SAFETY: dgram is valid for reads of its length.
-        let r = unsafe { libc::send(self.sock.as_raw_fd(), dgram.as_ptr().cast(), dgram.len(), libc::MSG_NOSIGNAL) };
-        assert_eq!(r as usize, dgram.len(), "send: {}", std::io::Error::last_os_error());
+        send_dgram(&self.sock, dgram);
     }
 
     /// Receives one reply; panics after the 20 s timeout (a lost reply is a
     /// bug: every request gets exactly one).
     pub fn recv(&self) -> Reply {
         let mut buf = vec![0u8; 4096];
-        // SAFETY: buf is valid for writes of its length.
-        let n = unsafe { libc::recv(self.sock.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+        let n = recv_dgram(&self.sock, &mut buf);
         assert!(n > 0, "no reply from dmulogd: {}", std::io::Error::last_os_error());
         Reply::decode(&buf[..n as usize]).expect("reply is well framed")
     }
@@ -166,29 +113,12 @@ impl Drop for Daemon {
     }
 }
 
-pub fn wait_timeout(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
-    let start = std::time::Instant::now();
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return Some(s);
-        }
-        if start.elapsed() > limit {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
 /// One log as the kernel's dm-log-userspace sees it.
 #[derive(Clone)]
 pub struct Kernel {
     pub uuid: Vec<u8>,
     pub luid: u64,
     pub version: u32,
-}
-
-pub fn regions_payload(rs: &[u64]) -> Vec<u8> {
-    rs.iter().flat_map(|r| r.to_ne_bytes()).collect()
 }
 
 impl Kernel {
