@@ -91,11 +91,19 @@ pub fn send_dgram(sock: &OwnedFd, d: &[u8]) {
 }
 
 /// Receives one datagram into `buf`: `recv`'s result (its length, 0 at end
-/// of file, -1 on an error or the receive timeout).
+/// of file, -1 on an error or the receive timeout). A `recv` interrupted by
+/// a signal is retried: with `SO_RCVTIMEO` set, the kernel never restarts
+/// it (signal(7)), whatever `SA_RESTART` says, so any signal this process
+/// handles would otherwise read as a lost reply.
 #[inline]
 pub fn recv_dgram(sock: &OwnedFd, buf: &mut [u8]) -> isize {
-    // SAFETY: buf is valid for writes of its length.
-    unsafe { libc::recv(sock.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) }
+    loop {
+        // SAFETY: buf is valid for writes of its length.
+        let n = unsafe { libc::recv(sock.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+        if n >= 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            return n;
+        }
+    }
 }
 
 /// Waits up to `limit` for `child` to exit.
