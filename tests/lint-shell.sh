@@ -1,5 +1,5 @@
 #!/bin/sh
-# shellcheck over every shell script the project ships or tests with:
+# Runs shellcheck over every shell script the project ships or tests with:
 # tracked files named *.sh, or starting with a sh/bash shebang, or
 # carrying a `# shellcheck shell=` directive (the VM guest scripts, which
 # busybox sh sources and shellcheck reads as dash). Run by `make lint`.

@@ -92,6 +92,7 @@ vm_fetch_kernel() {
   local pkg=${DMULOGD_VM_KERNEL:-}
   if [ -z "$pkg" ]; then
     # Reuse a cached kernel when there is one: no network needed on re-runs.
+    # shellcheck disable=SC2012  # Debian package names: no odd characters
     pkg=$(ls -1 "$VM_CACHE/kernel" 2>/dev/null | sort -V | tail -n 1)
   fi
   if [ -z "$pkg" ]; then
@@ -122,7 +123,10 @@ vm_fetch_kernel() {
     vm_die "apt-get download $pkg failed"
   fi
   dpkg-deb -x "$tmp"/"$pkg"_*.deb "$tmp/x" || { rm -rf "$tmp"; vm_die "dpkg-deb -x of $pkg failed"; }
-  local rel; rel=$(ls -1 "$tmp/x/lib/modules" | head -n 1)
+  local rel
+  # shellcheck disable=SC2012  # kernel release names: no odd characters
+  rel=$(ls -1 "$tmp/x/lib/modules" | head -n 1)
+  # shellcheck disable=SC2015  # the || branch is for either check failing
   [ -n "$rel" ] && [ -f "$tmp/x/boot/vmlinuz-$rel" ] || { rm -rf "$tmp"; vm_die "$pkg has no vmlinuz/modules"; }
   rm -rf "$VM_KDIR"; mkdir -p "$VM_KDIR/modules"
   cp "$tmp/x/boot/vmlinuz-$rel" "$VM_KDIR/vmlinuz"
@@ -305,6 +309,7 @@ vm_disks() {
   local dir=$1 cache=none f
   mkdir -p "$dir"
   rm -f "$dir"/leg0.img "$dir"/leg1.img "$dir"/log.img
+  # shellcheck disable=SC2015  # the || branch is for either step failing
   truncate -s 8M "$dir/leg0.img" "$dir/leg1.img" && truncate -s 1M "$dir/log.img" ||
     vm_die "cannot create disk images in $dir"
   dd if=/dev/zero of="$dir/probe" bs=4096 count=1 oflag=direct 2>/dev/null || cache=writeback

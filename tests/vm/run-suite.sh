@@ -52,6 +52,7 @@ export VM_PIDFILE=$WORK/qemu.pids
 cleanup() {
   local p
   if [ -f "$VM_PIDFILE" ]; then
+    # shellcheck disable=SC2013  # pids, one a line
     for p in $(cat "$VM_PIDFILE"); do kill "$p" 2>/dev/null; done
   fi
   rm -rf "$WORK"
@@ -66,7 +67,7 @@ vm_say "kernel $(cat "$VM_KDIR/release"), initramfs $(du -k "$VM_INITRD" | cut -
 
 # run_chain CHAIN: boots in order; writes WORK/CHAIN.{out,pass,fail}.
 run_chain() {
-  local ch=$1 b tests tmo marks drives= rc end ok=1 m np=0 nf=0
+  local ch=$1 b tests tmo marks drives='' rc end ok=1 m np=0 nf=0
   for b in ${ch//+/ }; do
     tests=$(boot_field "$b" 2); tmo=$(boot_field "$b" 3); marks=$(boot_field "$b" 4)
     end=
@@ -75,6 +76,7 @@ run_chain() {
     case "$b" in clearorder) drives=$(vm_disk "$WORK/disks-$ch/wlog.img" 96M) ;; esac
     if [ -z "$ok" ]; then
       echo "vm: boot $b: skipped (an earlier boot of its chain failed)"
+      # shellcheck disable=SC2086  # marks: one word per case
       set -- $marks; nf=$((nf + $#))
       continue
     fi
@@ -86,21 +88,22 @@ run_chain() {
       python3 ./check_clear_order.py "$WORK/disks-$ch/wlog.img" "$VM_LOGDIR/$b.log" > "$WORK/$b.host" 2>&1
       cat "$WORK/$b.host" >> "$VM_LOGDIR/$b.log" ;;
     esac
+    # shellcheck disable=SC2086  # end: no word or --no-end; marks: one word per case
     if vm_check "$b" "$rc" $end $marks; then
       set -- $marks; np=$((np + $#))
     else
       ok=
-      local missing=0
+      local absent=0
       for m in $marks; do
         if grep -Eq "(^|[][ ])PASS $m\$" <(tr -d '\r' < "$VM_LOGDIR/$b.log") &&
            ! grep -q "^FAIL $m:" <(tr -d '\r' < "$VM_LOGDIR/$b.log"); then
           np=$((np + 1))
         else
-          nf=$((nf + 1)); missing=1
+          nf=$((nf + 1)); absent=1
         fi
       done
       # every case passed but the boot did not (kernel error, timeout...)
-      [ $missing = 1 ] || nf=$((nf + 1))
+      [ $absent = 1 ] || nf=$((nf + 1))
     fi
   done
   echo "$np" > "$WORK/$ch.pass"; echo "$nf" > "$WORK/$ch.fail"

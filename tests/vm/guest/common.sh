@@ -1,3 +1,4 @@
+# shellcheck shell=dash
 # Helpers for the guest tests (busybox ash).  Sourced by /init.
 #
 # A test is a function t_<name> (dashes in the name become underscores) in
@@ -5,6 +6,7 @@
 # or "FAIL <case>: <reason>" and returns non-zero.  run_test runs it in a
 # subshell under a deadline, then tears down whatever it left behind.
 
+# shellcheck disable=SC2034  # used by the t-*.sh scenarios
 D=/dev/mapper
 PIDF=/run/dmulogd.pid
 DLOG=/tmp/dmulogd.log
@@ -24,6 +26,7 @@ dmt() { timeout "${DMT:-60}" dmsetup --noudevsync "$@"; }
 
 now() { cut -d. -f1 /proc/uptime; }
 # norm WORDS...: numbers sorted, one space apart (to compare region lists)
+# shellcheck disable=SC2046,SC2005  # unquoted on purpose: the words on one line
 norm() { echo $(printf '%s\n' "$@" | sort -n); }
 
 # alive PID: running and not a zombie (orphans are reaped late by PID 1).
@@ -47,6 +50,7 @@ daemon_pid() { cat "$PIDF" 2>/dev/null; }
 daemon_alive() { alive "$(daemon_pid)"; }
 
 # daemon_start [args...]: --daemon returns once the socket is bound.
+# shellcheck disable=SC2120  # callers may pass dmulogd options; none do today
 daemon_start() {
   local v=
   case "$(sed -n 's/.*dmverbose=\([0-9]\).*/\1/p' /proc/cmdline)" in
@@ -73,7 +77,10 @@ daemon_stop() {
 # ---------------------------------------------------------------- devices
 # devno DEV -> MAJ:MIN in decimal
 devno() {
-  set -- $(stat -L -c '%t %T' "$1") || return 1
+  local mm
+  mm=$(stat -L -c '%t %T' "$1") || return 1
+  # shellcheck disable=SC2086  # two words: major and minor
+  set -- $mm
   echo "$((0x$1)):$((0x$2))"
 }
 sectors() { blockdev --getsz "$1"; }
@@ -166,8 +173,10 @@ bg() {
 stop_bg() {
   local p
   [ -f /tmp/bg.pids ] || return 0
-  for p in $(cat /tmp/bg.pids); do kill $p 2>/dev/null; done
+  # shellcheck disable=SC2013  # pids, one a line
+  for p in $(cat /tmp/bg.pids); do kill "$p" 2>/dev/null; done
   rm -f /tmp/bg.pids
+  # shellcheck disable=SC2086  # pidof prints every dd's pid
   p=$(pidof dd) && kill $p 2>/dev/null
   # a dd inside the kernel ends when its I/O does
   wait_for 60 eval '! pidof dd >/dev/null' || say "teardown: dd still running: $(pidof dd)"
@@ -211,6 +220,7 @@ mirror_table() {
   [ "$type" = disk ] && a="$a $logdev"
   a="$a $rs"
   [ "$syn" = - ] || a="$a $syn"
+  # shellcheck disable=SC2086  # one word per table argument, counted by $#
   set -- $a
   if [ "$kind" = u ]; then
     echo "0 $len mirror userspace $# $* 2 $l0 0 $l1 0 1 handle_errors"
@@ -288,6 +298,7 @@ disk_set_dirty() {
     off=$(( 1024 + r / 8 ))
     v=$(dd if="$dev" bs=1 skip=$off count=1 2>/dev/null | od -An -tu1 | tr -d ' ')
     v=$(( v & ~(1 << (r % 8)) ))
+    # shellcheck disable=SC2059  # the format is the byte as an octal escape
     printf "\\$(printf %o $v)" | dd of="$dev" bs=1 seek=$off count=1 conv=notrunc 2>/dev/null
   done
   drop_caches

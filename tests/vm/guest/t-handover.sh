@@ -1,5 +1,4 @@
-# shellcheck shell=sh
-# shellcheck disable=SC3043  # busybox ash, which runs this, has local
+# shellcheck shell=dash
 # Scenarios 8-10: a log changing hands under a live mirror, a daemon
 # restart between a table's load and its first resume, and requests the
 # kernel cannot deliver (a full netlink receive queue).
@@ -56,7 +55,7 @@
 HV_L0=/dev/ram0 HV_L1=/dev/ram1 HV_LG=/dev/ram2 HV_UUID=DMULOGD-TEST-HANDOVER
 
 # hv_table KIND SYNC: the mirror's table with a log of KIND (u, k) and SYNC.
-hv_table() { mirror_table "$1" disk "$2" 0 $HV_UUID "$LEN" "$RS" $HV_LG $HV_L0 "$D"/hv-s1; }
+hv_table() { mirror_table "$1" disk "$2" 0 $HV_UUID "$LEN" "$RS" $HV_LG $HV_L0 "$D/hv-s1"; }
 
 # hv_setup CASE M KIND SYNC: legs that differ in every region (leg 1 behind
 # the delay device hv-s1, fast for now), a blank log device, mirror M.
@@ -240,7 +239,7 @@ ctr_restart() {
   slow_leg cr-s1 $l1 3000 || { fail "$c" "cannot create the delay device"; return 1; }
 
   dms create $m --notable || { fail "$c" "dmsetup create --notable failed"; return 1; }
-  dmt load $m --table "$(mirror_table u disk "$syn" 0 DMULOGD-TEST-"$c" "$LEN" "$RS" $lg $l0 "$D"/cr-s1)" ||
+  dmt load $m --table "$(mirror_table u disk "$syn" 0 "DMULOGD-TEST-$c" "$LEN" "$RS" $lg $l0 "$D/cr-s1")" ||
     { fail "$c" "dmsetup load failed"; return 1; }
   dmesg_mark
   old=$(daemon_pid)
@@ -280,7 +279,7 @@ ctr_restart() {
     [ "$first" = "$NREG $NREG" ] ||
       { fail "$c" "first sync count $(echo "$first" | tr ' ' /), want $NREG/$NREG: every region was clean on the device, yet the log restarted between load and resume resyncs them"; return 1; }
     slow_leg cr-s1 $l1 0 || { fail "$c" "cannot speed leg 1 up"; return 1; }
-    wr "$D"/$m "$(pattern 2)" $(( 7 * RS * 512 )) 65536 || { fail "$c" "write after the restart failed"; return 1; }
+    wr "$D/$m" "$(pattern 2)" $(( 7 * RS * 512 )) 65536 || { fail "$c" "write after the restart failed"; return 1; }
     wait_sync $m 60 || { fail "$c" "not in sync"; return 1; }
     drop_caches
     st=$(diff_regions $l0 $l1 "$LEN" "$RS")
@@ -345,7 +344,7 @@ lost_resume() {
   # reconnected (CTR + RESUME) by itself: nothing tested
   st=$(dmesg_since | grep 'Unable to send' | grep -v 'request \[5\]')
   [ -z "$st" ] || { fail $c "setup: more than the RESUME failed to deliver (held too long?): $st"; return 1; }
-  bg wr "$D"/$m "$(pattern 1)" 0 $(( LEN * 512 ))
+  bg wr "$D/$m" "$(pattern 1)" 0 $(( LEN * 512 ))
   wpid=$BG_PID
   if ! wait_for 30 eval '! alive '"$wpid"; then
     st=$(grep -E 'MARK|FLUSH|not resumed' "$DLOG" | tail -n 2 | tr '\n' ' ')
@@ -360,7 +359,7 @@ lost_resume() {
   [ "$st" = AA ] || { fail $c "mirror health '$st', want AA: $(dmt status $m)"; return 1; }
   st=$(log_status $m)
   [ "$st" = "3 disk $(devno $lg) A" ] || { fail $c "log status '$st'"; return 1; }
-  check_content $c "$D"/$m $l0 $l1 || return 1
+  check_content $c "$D/$m" $l0 $l1 || return 1
   say "$c: $(dmesg_since | grep -c 'Reconnected to userspace log server') reconnects"
   dmt remove $m || { fail $c "dmsetup remove failed"; return 1; }
   pass $c
@@ -377,7 +376,7 @@ overflow_writes() {
   dmt create $m --table "$(mirror_table u disk nosync 0 DMULOGD-TEST-OVERFLOW "$LEN" "$RS" $lg $l0 $l1)" ||
     { fail $c "dmsetup create failed"; return 1; }
   sysn=dm-$(dm_minor $m)
-  bg wr "$D"/$m "$(pattern 1)" 0 $(( 2 * 1048576 )) 4096
+  bg wr "$D/$m" "$(pattern 1)" 0 $(( 2 * 1048576 )) 4096
   wpid=$BG_PID
   wait_for 60 writes_at_least "$sysn" 64 || { fail $c "the writes did not get going"; return 1; }
   dmesg_mark
@@ -398,7 +397,7 @@ overflow_writes() {
   wait "$wpid" || { fail $c "writes failed across the overflow"; return 1; }
   dmesg_since | grep -q "Reconnected to userspace log server" || { fail $c "the kernel never reconnected"; return 1; }
   wait_sync $m 60 || { fail $c "not in sync after the overflow"; return 1; }
-  check_content $c "$D"/$m $l0 $l1 || return 1
+  check_content $c "$D/$m" $l0 $l1 || return 1
   st=$(dmesg_since | grep -E 'blocked for more than|Insufficient space|Incomplete message' | head -n 3)
   [ -z "$st" ] || { fail $c "kernel: $st"; return 1; }
   daemon_alive || { fail $c "dmulogd died"; return 1; }

@@ -1,3 +1,4 @@
+# shellcheck shell=dash
 # Scenarios 1 and 2: mirrors over RAM disks with every kind of log.
 #   kbase : the kernel's own core/disk logs (proves the harness, no dmulogd)
 #   mirror: dmulogd core/disk, sync/nosync, integrated_flush
@@ -9,15 +10,15 @@ mirror_case() {
   local l0=/dev/ram0 l1=/dev/ram1 lg=/dev/ram2 m=m-$1 uuid=DMULOGD-TEST-$1 tbl st want
   # sync: legs start different, so only a real resync makes them equal;
   # nosync: legs start equal, as nosync promises.
-  fill $l0 "$(pattern 3)" $LEN
-  if [ "$syn" = nosync ]; then fill $l1 "$(pattern 3)" $LEN; else fill $l1 "$(pattern 4)" $LEN; fi
+  fill $l0 "$(pattern 3)" "$LEN"
+  if [ "$syn" = nosync ]; then fill $l1 "$(pattern 3)" "$LEN"; else fill $l1 "$(pattern 4)" "$LEN"; fi
   fill $lg /dev/zero 2048
-  expect_from $l0 $LEN
-  tbl=$(mirror_table $kind $type $syn $ifl $uuid $LEN $RS $lg $l0 $l1)
+  expect_from $l0 "$LEN"
+  tbl=$(mirror_table "$kind" "$type" "$syn" "$ifl" "$uuid" "$LEN" "$RS" $lg $l0 $l1)
   say "$c: $tbl"
-  dmt create $m --table "$tbl" || { fail "$c" "dmsetup create failed"; return 1; }
+  dmt create "$m" --table "$tbl" || { fail "$c" "dmsetup create failed"; return 1; }
 
-  st=$(dmt table $m)
+  st=$(dmt table "$m")
   case "$kind" in
     u) want="userspace" ;;
     k) want="mirror $type" ;;
@@ -27,28 +28,28 @@ mirror_case() {
   [ "$ifl" = 1 ] && case " $st " in *" integrated_flush "*) ;; *) fail "$c" "table '$st' lost integrated_flush"; return 1 ;; esac
 
   if [ "$type" = disk ]; then want="3 disk $(devno $lg) A"; else want="1 core"; fi
-  st=$(log_status $m)
-  [ "$st" = "$want" ] || { fail "$c" "log status '$st', want '$want' (status: $(dmt status $m))"; return 1; }
+  st=$(log_status "$m")
+  [ "$st" = "$want" ] || { fail "$c" "log status '$st', want '$want' (status: $(dmt status "$m"))"; return 1; }
   if [ "$syn" = nosync ]; then
-    in_sync $m || { fail "$c" "nosync mirror not in sync at once: $(dmt status $m)"; return 1; }
+    in_sync "$m" || { fail "$c" "nosync mirror not in sync at once: $(dmt status "$m")"; return 1; }
   else
     # The legs started different: only a real resync makes them equal.
-    wait_sync $m 120 || { fail "$c" "initial resync never finished"; return 1; }
+    wait_sync "$m" 120 || { fail "$c" "initial resync never finished"; return 1; }
     drop_caches
-    same_content "$c" $l0 $l1 $LEN || { fail "$c" "in sync by the status, but the legs differ: the initial resync did not copy leg 0"; return 1; }
+    same_content "$c" $l0 $l1 "$LEN" || { fail "$c" "in sync by the status, but the legs differ: the initial resync did not copy leg 0"; return 1; }
   fi
 
-  write_all $D/$m || { fail "$c" "writes failed"; return 1; }
-  wait_sync $m 120 || { fail "$c" "never got in sync"; return 1; }
-  st=$(log_status $m)
+  write_all "$D/$m" || { fail "$c" "writes failed"; return 1; }
+  wait_sync "$m" 120 || { fail "$c" "never got in sync"; return 1; }
+  st=$(log_status "$m")
   [ "$st" = "$want" ] || { fail "$c" "log status after writes '$st', want '$want'"; return 1; }
-  check_content "$c" $D/$m $l0 $l1 || return 1
+  check_content "$c" "$D/$m" $l0 $l1 || return 1
 
-  dmt remove $m || { fail "$c" "dmsetup remove failed"; return 1; }
+  dmt remove "$m" || { fail "$c" "dmsetup remove failed"; return 1; }
   if [ "$type" = disk ]; then
     st=$(disk_header $lg)
     [ "$st" = "4d695272 2 $NREG" ] || { fail "$c" "on-disk header after remove is '$st', want '4d695272 2 $NREG'"; return 1; }
-    st=$(disk_dirty $lg $NREG)
+    st=$(disk_dirty $lg "$NREG")
     [ -z "${st# }" ] || { fail "$c" "regions left dirty on disk after a clean remove: $st"; return 1; }
   fi
   st=$(dm_complaints)
@@ -81,16 +82,16 @@ t_mirror() {
 deps_case() {
   local c=$1 kind=$2 m=d-$1 lg=/dev/ram2 want got
   fill $lg /dev/zero 2048
-  dmt create $m --table "$(mirror_table $kind disk nosync 0 DMULOGD-TEST-$c $LEN $RS $lg /dev/ram0 /dev/ram1)" ||
+  dmt create "$m" --table "$(mirror_table "$kind" disk nosync 0 "DMULOGD-TEST-$c" "$LEN" "$RS" $lg /dev/ram0 /dev/ram1)" ||
     { fail "$c" "dmsetup create failed"; return 1; }
   want=$(devno $lg | sed 's/:/, /')
-  got=$(dmt deps $m)
+  got=$(dmt deps "$m")
   case "$got" in *"($want)"*) ;; *) fail "$c" "deps '$got' do not list the log device ($want)"; return 1 ;; esac
   for want in /dev/ram0 /dev/ram1; do
     want=$(devno $want | sed 's/:/, /')
     case "$got" in *"($want)"*) ;; *) fail "$c" "deps '$got' do not list leg ($want)"; return 1 ;; esac
   done
-  dmt remove $m || { fail "$c" "dmsetup remove failed"; return 1; }
+  dmt remove "$m" || { fail "$c" "dmsetup remove failed"; return 1; }
   pass "$c"
 }
 

@@ -1,13 +1,15 @@
+# shellcheck shell=dash
 # Self-test of the harness: plant the faults the scenarios look for and
 # check that the same check functions catch them (no dmulogd involved).
 
+# shellcheck disable=SC2034  # read by run_test
 TMO_t_selftest=200
 t_selftest() {
   local c=selftest out l0=/dev/ram0 l1=/dev/ram1
   # 1. One changed 4 KiB block in a leg: the content check fails and names
   #    the region.
-  fill $l0 "$(pattern 3)" $LEN; fill $l1 "$(pattern 3)" $LEN
-  expect_from $l0 $LEN
+  fill $l0 "$(pattern 3)" "$LEN"; fill $l1 "$(pattern 3)" "$LEN"
+  expect_from $l0 "$LEN"
   dd if="$(pattern 4)" of=$l1 bs=4096 count=1 seek=$(( 6 * RS / 8 + 2 )) oflag=direct conv=notrunc 2>/dev/null
   out=$(NEGATIVE=1 check_content planted $l0 $l0 $l1) && { fail $c "check_content missed a changed block"; return 1; }
   case "$out" in *"in regions: 6 "*) ;; *) fail $c "check_content did not name region 6: $out"; return 1 ;; esac
@@ -25,7 +27,8 @@ t_selftest() {
   # 4. The on-disk bitmap reader sees planted dirty bits.
   kernel_log_setup $c || return 1
   disk_set_dirty /dev/ram2 0 7 8 15
-  out=$(disk_dirty /dev/ram2 $NREG)
+  out=$(disk_dirty /dev/ram2 "$NREG")
+  # shellcheck disable=SC2086  # region lists: one word per region
   [ "$(norm $out)" = "0 7 8 15" ] || { fail $c "disk_dirty read '$out' after setting 0 7 8 15"; return 1; }
   pass $c
 }
