@@ -66,22 +66,6 @@ impl Pages {
         self.span = None;
     }
 
-    fn extend(&mut self, other: &Pages) {
-        match other.span {
-            Some((lo, hi)) => {
-                self.add(lo);
-                self.add(hi);
-                if self.span.is_none() {
-                    // Keep `lo..=hi` whole: a span means every page in it.
-                    for p in lo..=hi {
-                        self.add(p);
-                    }
-                }
-            }
-            None => other.list.iter().for_each(|&p| self.add(p)),
-        }
-    }
-
     /// Runs of consecutive pages, ascending: `(first, last)`.
     fn runs(&self) -> Vec<(usize, usize)> {
         if let Some(span) = self.span {
@@ -127,6 +111,8 @@ pub struct DiskImage {
     page: usize,
     marked: Pages,
     cleared: Pages,
+    /// Marks were written since the device's cache was last flushed.
+    unflushed: bool,
 }
 
 impl DiskImage {
@@ -139,6 +125,7 @@ impl DiskImage {
             page: page_size(),
             marked: Pages::default(),
             cleared: Pages::default(),
+            unflushed: false,
         })
     }
 
@@ -179,8 +166,9 @@ impl DiskImage {
         }
     }
 
+    /// Marks not yet durable (written or not).
     pub fn has_marks(&self) -> bool {
-        !self.marked.is_empty()
+        !self.marked.is_empty() || self.unflushed
     }
 
     pub fn has_clears(&self) -> bool {
@@ -194,6 +182,7 @@ impl DiskImage {
         self.mem.image_mut()[..len].copy_from_slice(&self.disk.image()[..len]);
         self.marked.clear();
         self.cleared.clear();
+        self.unflushed = false;
         Ok(())
     }
 
@@ -221,26 +210,54 @@ impl DiskImage {
         io.write_at(&self.disk.image()[..len], 0).map_err(WriteError::Write)?;
         self.marked.clear();
         self.cleared.clear();
-        io.flush().map_err(WriteError::Flush)
+        io.flush().map_err(WriteError::Flush)?;
+        self.unflushed = false;
+        Ok(())
     }
 
-    /// Writes what is pending. `legs_flushed`: the mirror's legs were just
-    /// flushed, so clean bits may go out; otherwise pages are written with
-    /// their marks only and clears stay pending. The device cache is
-    /// flushed once, and only when a mark was written (a clear that does
-    /// not reach stable media only costs a resync after a crash).
-    ///
-    /// On failure everything stays pending, so a retry writes it again.
+    /// Writes the marked pages, marks only (no clean bit goes out), and no
+    /// cache flush: MARK does this before it is answered, so a mark is on
+    /// the device even if the daemon dies before the FLUSH — the kernel
+    /// then reconnects and resends only the FLUSH, and the new daemon's
+    /// RESUME, which reads the device, must find the mark there.
+    pub fn write_marks(&mut self, io: &mut dyn BlockIo) -> Result<(), WriteError> {
+        let pages = std::mem::take(&mut self.marked);
+        if let Err(e) = self.write_runs(io, &pages, false) {
+            self.marked = pages;
+            return Err(e);
+        }
+        self.unflushed |= !pages.is_empty();
+        Ok(())
+    }
+
+    /// Writes what is pending and flushes the device's cache once if a
+    /// mark was written since the last flush (a clear that does not reach
+    /// stable media only costs a resync after a crash). `legs_flushed`:
+    /// the mirror's legs were just flushed, so clean bits may go out;
+    /// otherwise pages are written with their marks only and clears stay
+    /// pending. On failure everything stays pending, so a retry writes it
+    /// again.
     pub fn write_pending(&mut self, io: &mut dyn BlockIo, legs_flushed: bool) -> Result<(), WriteError> {
-        let flush = self.has_marks();
-        let mut pages = Pages::default();
-        pages.extend(&self.marked);
-        if legs_flushed {
-            pages.extend(&self.cleared);
+        self.write_marks(io)?;
+        if legs_flushed && !self.cleared.is_empty() {
+            let pages = std::mem::take(&mut self.cleared);
+            if let Err(e) = self.write_runs(io, &pages, true) {
+                self.cleared = pages;
+                return Err(e);
+            }
         }
-        if pages.is_empty() {
-            return Ok(());
+        if self.unflushed {
+            io.flush().map_err(WriteError::Flush)?;
+            self.unflushed = false;
         }
+        Ok(())
+    }
+
+    /// Writes `pages` from memory: whole (`with_clears`, after a leg
+    /// flush) or with their marks alone (`disk &= mem`: a bit goes to 0
+    /// where memory has 0 and stays as the device has it elsewhere; the
+    /// header bytes agree in both images).
+    fn write_runs(&mut self, io: &mut dyn BlockIo, pages: &Pages, with_clears: bool) -> Result<(), WriteError> {
         for (lo, hi) in pages.runs() {
             let start = lo * self.page;
             let end = ((hi + 1) * self.page).min(self.len);
@@ -248,29 +265,12 @@ impl DiskImage {
                 continue;
             }
             let (mem, disk) = (&self.mem.image()[start..end], &mut self.disk.image_mut()[start..end]);
-            if legs_flushed {
+            if with_clears {
                 disk.copy_from_slice(mem);
             } else {
-                // Marks only: a bit goes to 0 where memory has 0, and
-                // stays as the device has it elsewhere. Header bytes are
-                // never changed here (both images agree on them).
                 disk.iter_mut().zip(mem).for_each(|(d, m)| *d &= m);
             }
             io.write_at(&self.disk.image()[start..end], start as u64).map_err(WriteError::Write)?;
-        }
-        self.marked.clear();
-        if legs_flushed {
-            self.cleared.clear();
-        }
-        if flush {
-            io.flush().map_err(|e| {
-                // The pages are written but maybe not durable: write them
-                // again with the next FLUSH.
-                for (lo, hi) in pages.runs() {
-                    (lo..=hi).for_each(|p| self.marked.add(p));
-                }
-                WriteError::Flush(e)
-            })?;
         }
         Ok(())
     }
@@ -358,6 +358,22 @@ mod tests {
     }
 
     #[test]
+    fn a_mark_is_on_the_device_before_its_flush() {
+        let len = BITMAP_OFFSET + 8;
+        let mut dev = MemDev { bytes: vec![0xff; len], ..Default::default() };
+        let mut img = DiskImage::new(64, len).unwrap();
+        img.read(&mut dev).unwrap();
+        img.clear(9); // pending clear: never written by a mark
+        img.mark(3);
+        img.write_marks(&mut dev).unwrap();
+        assert!(!bit(&dev, 3), "a daemon killed now must leave the mark on the device");
+        assert_eq!(dev.calls, vec![format!("write 0+{len}")], "no cache flush at MARK");
+        dev.calls.clear();
+        img.write_pending(&mut dev, false).unwrap();
+        assert_eq!(dev.calls, vec!["flush".to_string()], "the FLUSH makes it durable");
+    }
+
+    #[test]
     fn a_mark_of_a_dirty_bit_is_still_made_durable() {
         let len = BITMAP_OFFSET + 8;
         let mut dev = MemDev { bytes: vec![0; len], ..Default::default() };
@@ -382,8 +398,10 @@ mod tests {
         assert!(matches!(img.write_pending(&mut dev, true), Err(WriteError::Flush(_))));
         dev.fail_flush = false;
         dev.calls.clear();
+        // Written already (direct I/O has no page cache to lose it): the
+        // retry flushes again.
         img.write_pending(&mut dev, true).unwrap();
-        assert_eq!(dev.calls, vec![format!("write 0+{len}"), "flush".to_string()]);
+        assert_eq!(dev.calls, vec!["flush".to_string()]);
     }
 
     #[test]

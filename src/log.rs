@@ -346,17 +346,30 @@ impl Log {
         regions.map(|r| check_region(r, n)).try_for_each(|r| r.map(drop))
     }
 
-    /// MARK_REGION: the regions are about to be written; dirty them.
+    /// MARK_REGION: the regions are about to be written; dirty them. A
+    /// live disk log writes the marked pages at once (no cache flush: the
+    /// FLUSH does that): a daemon killed between MARK and FLUSH must leave
+    /// the mark on the device, since the kernel resends only the FLUSH to
+    /// the next daemon, which reads the device at its RESUME.
     pub fn mark<I: Iterator<Item = u64> + Clone>(&mut self, regions: I) -> Result<(), Error> {
         self.check_all(regions.clone())?;
-        match &mut self.backing {
-            Backing::Core { clean } => regions.for_each(|r| {
-                clean.put(r, false);
-            }),
-            Backing::Disk(d) => regions.for_each(|r| d.image.mark(r)),
-        }
         self.touched = true;
-        Ok(())
+        match &mut self.backing {
+            Backing::Core { clean } => {
+                regions.for_each(|r| {
+                    clean.put(r, false);
+                });
+                Ok(())
+            }
+            Backing::Disk(d) => {
+                regions.for_each(|r| d.image.mark(r));
+                if !self.resumed {
+                    return Ok(());
+                }
+                let Some(io) = d.io.as_mut() else { return Ok(()) };
+                d.image.write_marks(io.as_mut()).map_err(|e| d.failed(e))
+            }
+        }
     }
 
     /// CLEAR_REGION: writes finished on every leg; the regions are clean

@@ -323,3 +323,37 @@ fn a_ctr_with_other_arguments_replaces_a_dead_log() {
     assert_eq!(k.status(&mut d, STATUS_INFO), "1 core");
     assert_eq!(k.sync_count(&mut d), 64);
 }
+
+/// A daemon killed between a MARK and its FLUSH: the kernel reconnects
+/// and resends only the FLUSH, so the mark must already be on the device
+/// for the new daemon's RESUME to find it, and that FLUSH must not be
+/// acknowledged with the region clean on disk (a write would then reach
+/// one leg with the log saying clean: the lost mark the VM restart power
+/// cut found).
+#[test]
+fn a_mark_survives_a_kill_before_its_flush() {
+    for run_dir_survives in [true, false] {
+        let dir = TempDir::new("markkill");
+        let run = TempDir::new("markkill-run");
+        let file = dir.log_file("log", 1024 + 4096);
+        let args = disk_args(&file, "nosync");
+        let k = Kernel::new("LVM-markkill", 0xffff_8880_cafe_0000);
+        let mut d = Daemon::spawn_in(run.path(), &[]);
+        assert_eq!(k.ctr(&mut d, &args).error, 0);
+        k.ok(&mut d, RESUME, &[]);
+        assert_eq!(k.mark(&mut d, &[5, 40]).error, 0);
+        d.kill9();
+        let mut d = if run_dir_survives { Daemon::spawn_in(run.path(), &[]) } else { Daemon::spawn(&[]) };
+        assert_eq!(k.req(&mut d, FLUSH, &[]).error, ESRCH);
+        assert_eq!(k.ctr_reconnect(&mut d, &args).error, 0);
+        k.ok(&mut d, RESUME, &[]);
+        assert_eq!(k.flush(&mut d, &[]).error, 0);
+        for r in [5, 40] {
+            assert!(
+                !disk_clean_bit(&file, r),
+                "region {r}: the mark was lost with the daemon (state kept: {run_dir_survives})"
+            );
+            assert!(!k.is_clean(&mut d, r));
+        }
+    }
+}

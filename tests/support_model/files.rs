@@ -140,7 +140,9 @@ pub fn check_files(model: &Model) -> Result<(), String> {
         let timer_wrote =
             model.logs.iter().filter(|l| l.file == Some(k) && l.resumed && l.loaded && l.clears_pending).any(|l| {
                 let mut alt = MFile { path: f.path.clone(), aliases: Vec::new(), bytes: f.bytes.clone() };
-                Model::write_pages(l, &mut alt);
+                let mut l = l.clone();
+                let pages = std::mem::take(&mut l.clear_pages);
+                Model::write_pages(&mut l, &mut alt, &pages, true);
                 alt.bytes == disk
             });
         if disk != f.bytes && !timer_wrote {

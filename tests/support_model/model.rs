@@ -141,9 +141,14 @@ pub struct MLog {
     pub health: u8,
     /// Regions marked since the last write (their pages must be durable).
     pub pending: Vec<u64>,
-    /// Pages of the file a write would cover: those of every mark and of
-    /// every clear that changed a bit since the last write.
-    pub pages: std::collections::BTreeSet<usize>,
+    /// Pages of marks not written yet (MARK writes them at once, marks
+    /// only, when the log is live), and pages of clears that changed a bit
+    /// since the last write (written whole after a leg flush).
+    pub mark_pages: std::collections::BTreeSet<usize>,
+    pub clear_pages: std::collections::BTreeSet<usize>,
+    /// The bits the daemon's image of the device holds (what it last wrote
+    /// or read): a marks-only write is `disk &= clean`.
+    pub disk: Vec<bool>,
 }
 
 /// What a disk log's first RESUME may assume (the daemon's `log::Prior`).
@@ -261,24 +266,31 @@ impl Model {
     fn set_clean(&mut self, i: usize, r: u64, v: bool) {
         let l = &mut self.logs[i];
         if l.file.is_some() && (!v || !l.clean[r as usize]) {
-            l.pages.insert((BITMAP_OFFSET + (r / 8) as usize) / 4096);
-            l.clears_pending |= v;
+            let page = (BITMAP_OFFSET + (r / 8) as usize) / 4096;
+            if v {
+                l.clear_pages.insert(page);
+                l.clears_pending = true;
+            } else {
+                l.mark_pages.insert(page);
+            }
         }
         l.clean[r as usize] = v;
     }
 
-    /// The bytes the daemon writes for log `i`'s touched pages into `file`:
-    /// its header, and its in-memory bits (padding bits clear); the page
-    /// holding the header carries bytes 16..1024 as the file has them.
+    /// The daemon writes `pages` of log `l` into `file`: its image of the
+    /// device, updated from its in-memory bits — whole (`with_clears`, after
+    /// a leg flush) or marks only (`disk &= clean`). Header bytes are the
+    /// log's header; bytes 16..1024 stay as the file has them; padding
+    /// bits are clear.
     #[allow(clippy::needless_range_loop)]
-    pub fn write_pages(l: &MLog, file: &mut MFile) {
+    pub fn write_pages(l: &mut MLog, file: &mut MFile, pages: &std::collections::BTreeSet<usize>, with_clears: bool) {
         let n = l.n();
         let len = BITMAP_OFFSET + bitmap_bytes(n) as usize;
         let mut header = Vec::new();
         header.extend_from_slice(&MAGIC.to_le_bytes());
         header.extend_from_slice(&2u32.to_le_bytes());
         header.extend_from_slice(&n.to_le_bytes());
-        for &p in &l.pages {
+        for &p in pages {
             for o in p * 4096..((p + 1) * 4096).min(len) {
                 if o < 16 {
                     file.bytes[o] = header[o];
@@ -286,22 +298,35 @@ impl Model {
                     let first = ((o - BITMAP_OFFSET) * 8) as u64;
                     file.bytes[o] = (0..8).fold(0u8, |b, k| {
                         let r = first + k;
-                        b | (u8::from(r < n && l.clean[r as usize]) << k)
+                        if r >= n {
+                            return b;
+                        }
+                        let d = &mut l.disk[r as usize];
+                        *d = l.clean[r as usize] && (with_clears || *d);
+                        b | (u8::from(*d) << k)
                     });
                 }
             }
         }
     }
 
-    /// The daemon writes a disk log's pending pages (legs always flush in
-    /// the harness, so clean bits go too).
+    /// MARK on a live disk log: its pages go out at once, marks only.
+    fn write_marks(&mut self, i: usize) {
+        let Some(f) = self.logs[i].file else { return };
+        let pages = std::mem::take(&mut self.logs[i].mark_pages);
+        Self::write_pages(&mut self.logs[i], &mut self.files[f], &pages, false);
+    }
+
+    /// FLUSH, the clear timer or POSTSUSPEND: marks not written yet, then
+    /// the pages of clears, whole (legs always flush in the harness).
     fn write_file(&mut self, i: usize) {
         let Some(f) = self.logs[i].file else { return };
-        Self::write_pages(&self.logs[i], &mut self.files[f]);
+        self.write_marks(i);
+        let pages = std::mem::take(&mut self.logs[i].clear_pages);
+        Self::write_pages(&mut self.logs[i], &mut self.files[f], &pages, true);
         let l = &mut self.logs[i];
         l.clears_pending = false;
         l.pending.clear();
-        l.pages.clear();
     }
 
     /// IS_CLEAN as the kernel would read it.
@@ -528,6 +553,9 @@ impl Model {
             self.set_clean(i, r, false);
         }
         self.logs[i].touched_dirtied = true;
+        if self.logs[i].resumed {
+            self.write_marks(i);
+        }
         Ok(())
     }
 
@@ -604,7 +632,9 @@ impl Model {
             touched_cleaned: false,
             health: b'A',
             pending: Vec::new(),
-            pages: Default::default(),
+            mark_pages: Default::default(),
+            clear_pages: Default::default(),
+            disk: vec![false; n],
             args,
         });
         // A regular file: no device name in the reply.
@@ -652,7 +682,9 @@ impl Model {
         l.loaded = true;
         l.clears_pending = false;
         l.pending.clear();
-        l.pages.clear();
+        l.mark_pages.clear();
+        l.clear_pages.clear();
+        l.disk = l.clean.clone();
         for r in 0..n {
             file.set(r, l.clean[r as usize]);
         }
