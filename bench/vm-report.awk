@@ -3,7 +3,7 @@
 # `frag` and the target rows to `targets`. POSIX awk (mawk runs it).
 #
 # Variables (awk -v): rt ramp reps rreps prt secs mem len rs llen lrs fails
-# ended rdev rdevguest cache qemu icount frag targets xbin.
+# ended kbad rdev rdevguest cache qemu icount frag targets xbin.
 #
 # Every figure is a median over the repetitions of one (geometry, log,
 # workload); every ratio is a median of per-repetition ratios between runs
@@ -124,6 +124,7 @@ END {
   printf "Logs: *k-core*, *k-disk* = the kernel\047s own; *u-core*, *u-disk* = dmulogd; *u-disk-if* = dmulogd disk with `integrated_flush`; *floor-core*, *floor-disk* = the floor (`bench/vm/floor.c`: answers every request at once, every region in sync, no state, no I/O; two system calls per request) with a core / disk table%s.\n", (xbin == "" ? "" : "; *x-…* = the same served by `" xbin "`") > frag
   if (fails > 0) printf "\n**%d fio run(s) or steps failed** (BENCH-FAIL lines in the serial log).\n", fails > frag
   if (ended == 0) printf "\n**The guest did not reach its end** (timeout?): the figures below are partial.\n" > frag
+  if (kbad != "") printf "\n**The guest kernel complained:** %s (serial log).\n", kbad > frag
 
   # ---- the floor
   g = "std"

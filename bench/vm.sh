@@ -221,6 +221,10 @@ fi
 fails=$(grep -c 'BENCH-FAIL' "$LOG.clean" || true)
 ended=$(grep -c '^VM-END' "$LOG.clean" || true)
 memline=$(grep -o -m1 'VM-START.*' "$LOG.clean" | cut -d' ' -f2- || true)
+# The kernel's own complaints (tests/vm/lib.sh): "Insufficient space to
+# receive package" would mean a reply (the floor's or dmulogd's) that does
+# not fit its request.
+kbad=$(grep -vE '^(dmulogd\| |BENCH)' "$LOG.clean" | grep -E "$VM_KERNEL_BAD" | head -n 3 | tr '\n|' ' /' || true)
 rdevline=$(grep -o -m1 'BENCH-RDEV.*' "$LOG.clean" | cut -d' ' -f2- || true)
 [ -z "$RIMG" ] || rm -f "$RIMG"
 
@@ -229,11 +233,11 @@ awk -v rt="$RT" -v ramp="$RAMP" -v reps="$REPS" -v rreps="$RREPS" -v prt="$PRT" 
     -v len="$LEN" -v rs="$RS" -v llen="$LLEN" -v lrs="$LRS" -v fails="$fails" -v ended="$ended" \
     -v rdev="$rdev_note" -v rdevguest="$rdevline" -v cache="$rcache" \
     -v qemu="$(qemu-system-x86_64 --version | head -n 1)" -v icount="$ICOUNT" \
-    -v frag="$FRAG" -v targets="$OUT/targets.md" -v xbin="${BENCH_VM_XBIN:-}" \
+    -v kbad="$kbad" -v frag="$FRAG" -v targets="$OUT/targets.md" -v xbin="${BENCH_VM_XBIN:-}" \
     -f "$BENCH_DIR/vm-report.awk" "$LOG.clean"
 rm -f "$LOG.clean"
 cat "$FRAG"
-if [ "$fails" != 0 ] || [ "$ended" = 0 ]; then
-  vm_say "warning: $fails failed step(s), end reached: $ended (serial log $LOG)"
+if [ "$fails" != 0 ] || [ "$ended" = 0 ] || [ -n "$kbad" ]; then
+  vm_say "warning: $fails failed step(s), end reached: $ended, kernel errors: ${kbad:-none} (serial log $LOG)"
 fi
 exit 0
