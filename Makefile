@@ -50,6 +50,8 @@ static:
 # Formatting (rustfmt.toml), clippy on every target with warnings as
 # errors, and shellcheck over every shell script that ships or tests.
 lint:
+	@$(CARGO) fmt --version >/dev/null 2>&1 || rustup component add rustfmt
+	@$(CARGO) clippy --version >/dev/null 2>&1 || rustup component add clippy
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	tests/lint-shell.sh
@@ -68,7 +70,7 @@ vm-test: static
 boot-test: static
 	tests/boot/run.sh
 
-test: unit-test vm-test boot-test
+test: lint unit-test vm-test boot-test
 
 demo: static
 	tests/vm/demo.sh
