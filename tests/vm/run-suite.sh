@@ -18,11 +18,11 @@ BOOTS='
 base|selftest,kbase,klogfail,mirror,deps|420|selftest k-core-nosync k-core-sync k-disk-sync k-disk-nosync k-logfail u-core-nosync u-core-sync u-disk-sync u-disk-nosync u-disk-default u-core-iflush u-disk-iflush k-deps deps
 restart|restart|480|restart-disk restart-core restart-idle restart-dirty
 more|reload,interop,logfail|420|reload-disk reload-core interop-setup interop-k2u interop-u2k interop-k2u-again logfail
-powercut1|powercut1|240|-powercut-load
+powercut1|powercut1|420|-powercut-load
 powercut2|pcdirty,powercut2|420|powercut-dirty powercut-recover
-rpowercut1|rpowercut1|330|-restart-powercut-load
+rpowercut1|rpowercut1|480|-restart-powercut-load
 rpowercut2|rpowercut2|420|restart-powercut-recover
-kpowercut1|kpowercut1|240|-k-powercut-load
+kpowercut1|kpowercut1|420|-k-powercut-load
 kpowercut2|kpcdirty,kpowercut2|420|k-powercut-dirty k-powercut-recover
 handover|handover|360|handover-kref handover-inspect handover-u2k2u handover-k2u2k
 firstresume|ctrrestart,lostresume|360|ctr-restart-sync ctr-restart-default lost-resume overflow-writes

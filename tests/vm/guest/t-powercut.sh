@@ -103,7 +103,7 @@ pcb_finish() {
 pile_up() {
   local n0; n0=$(writes_done "$1")
   # shellcheck disable=SC2016  # eval expands it at each poll
-  wait_for 90 eval '[ $(writes_done '"$1"') -ge $(( '"$n0"' + 64 )) ] && [ $(delayed_writes pc-s1) -ge 32 ] && [ $(inflight_writes vda) = 0 ]'
+  wait_for 150 eval '[ $(writes_done '"$1"') -ge $(( '"$n0"' + 64 )) ] && [ $(delayed_writes pc-s1) -ge 32 ] && [ $(inflight_writes vda) = 0 ]'
 }
 
 # pc_load CASE KIND [restart] (KIND u: dmulogd, k: the kernel's disk log,
@@ -146,17 +146,15 @@ pc_load() {
       return 1
     fi
   fi
-  kmsg "powercut: $(writes_done "$sysn") writes done, $(sync_counts $m | tr ' ' /) in sync; cutting power once writes are held by the slow leg"
+  # No dmsetup status here: it asks the log server, which may be busy
+  # flushing the slow leg for longer than the leg holds a write.
+  kmsg "powercut: $(writes_done "$sysn") writes done; cutting power once writes are held by the slow leg"
   kmsg "PASS $c"
-  # Cut with nothing between the last look and the reset: on a loaded host
-  # the report above can take longer than the slow leg holds a write,
-  # and a cut after the held writes landed tests nothing.
-  tries=0
-  while [ "$(delayed_writes pc-s1)" -lt 32 ] || [ "$(inflight_writes vda)" != 0 ]; do
-    tries=$((tries + 1))
-    [ "$tries" -le 5 ] || { fail "$c" "writes never held by the slow leg at the cut"; return 1; }
-    pile_up "$sysn" || { fail "$c" "writes did not pile up before the cut"; return 1; }
-  done
+  # Cut with nothing between the last look and the reset: a cut after the
+  # held writes landed leaves the legs identical and tests nothing.
+  # shellcheck disable=SC2016  # eval expands it at each poll
+  wait_for 120 eval '[ $(delayed_writes pc-s1) -ge 32 ] && [ $(inflight_writes vda) = 0 ]' ||
+    { fail "$c" "writes never held by the slow leg at the cut"; return 1; }
   echo b > /proc/sysrq-trigger
   sleep 30
   fail "$c" "still running after sysrq b"
