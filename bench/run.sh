@@ -14,7 +14,7 @@
 # benchmark could not run, never because a target was missed.
 #
 # Environment:
-#   BENCH_SKIP_VM=1     skip benchmark 3 (the VM; ~12 minutes)
+#   BENCH_SKIP_VM=1     skip benchmark 3 (the VM; 12-14 minutes)
 #   BENCH_SCALE=F       scale the host benchmarks' measuring times (default 1)
 #   BENCH_CPU=N|none    CPU the host benchmarks pin client and server to
 #                       (default: the last CPU)
