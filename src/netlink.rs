@@ -7,7 +7,7 @@
 //! header.) Joining needs CAP_NET_ADMIN, and the kernel ignores replies
 //! from a process without CAP_SYS_ADMIN.
 
-use crate::sys::{cvt, cvt_size, wait_any};
+use crate::sys::{cvt, cvt_size};
 use crate::transport::{Recv, Transport};
 use crate::wire::CN_IDX_DM;
 use std::fmt;
@@ -157,13 +157,8 @@ impl Transport for NetlinkSocket {
         }
     }
 
-    fn wait(
-        &mut self,
-        mask: &libc::sigset_t,
-        timeout: Option<std::time::Duration>,
-        other: Option<std::os::fd::BorrowedFd<'_>>,
-    ) -> io::Result<bool> {
-        wait_any(self.fd.as_fd(), other, mask, timeout)
+    fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
     }
 
     fn send(&mut self, dgram: &[u8]) -> io::Result<()> {

@@ -23,6 +23,8 @@ pub enum Recv {
 pub trait Transport {
     /// Non-blocking receive.
     fn try_recv(&mut self, buf: &mut [u8]) -> io::Result<Recv>;
+    /// The socket, for the loop's wait.
+    fn fd(&self) -> std::os::fd::BorrowedFd<'_>;
     /// Sleeps until a datagram may be there, a signal arrived, `timeout`
     /// passed or `other` (the control socket) is readable; true for the
     /// last.
@@ -31,7 +33,9 @@ pub trait Transport {
         mask: &libc::sigset_t,
         timeout: Option<std::time::Duration>,
         other: Option<std::os::fd::BorrowedFd<'_>>,
-    ) -> io::Result<bool>;
+    ) -> io::Result<bool> {
+        wait_any(self.fd(), other, mask, timeout)
+    }
     fn send(&mut self, dgram: &[u8]) -> io::Result<()>;
     /// Our netlink port, written into reply headers.
     fn port(&self) -> u32;
@@ -75,13 +79,8 @@ impl Transport for FdTransport {
         }
     }
 
-    fn wait(
-        &mut self,
-        mask: &libc::sigset_t,
-        timeout: Option<std::time::Duration>,
-        other: Option<std::os::fd::BorrowedFd<'_>>,
-    ) -> io::Result<bool> {
-        wait_any(self.fd.as_fd(), other, mask, timeout)
+    fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
     }
 
     fn send(&mut self, dgram: &[u8]) -> io::Result<()> {
