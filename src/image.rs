@@ -138,14 +138,6 @@ impl DiskImage {
         &self.disk.image()[..self.len]
     }
 
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     fn page_of(&self, region: u64) -> usize {
         self.mem.byte_of(region) / self.page
     }

@@ -157,8 +157,6 @@ pub struct Log {
     low_unsynced: u64,
     /// Last region handed out by GET_RESYNC_WORK (see there).
     last_work: Option<u64>,
-    /// A MARK since the last FLUSH (core logs: nothing else to track).
-    touched: bool,
 }
 
 fn check_region(r: u64, count: u64) -> Result<u64, Error> {
@@ -195,7 +193,6 @@ impl Log {
             sync_count,
             low_unsynced: 0,
             last_work: None,
-            touched: false,
         }
     }
 
@@ -296,7 +293,6 @@ impl Log {
         self.sync_search = 0;
         self.low_unsynced = 0;
         self.last_work = None;
-        self.touched = false;
         let n = self.region_count();
         self.recovering.put_range(0, n, false);
         let prior = std::mem::replace(&mut self.prior, Prior::New);
@@ -353,7 +349,6 @@ impl Log {
     /// the next daemon, which reads the device at its RESUME.
     pub fn mark<I: Iterator<Item = u64> + Clone>(&mut self, regions: I) -> Result<(), Error> {
         self.check_all(regions.clone())?;
-        self.touched = true;
         match &mut self.backing {
             Backing::Core { clean } => {
                 regions.for_each(|r| {
@@ -392,7 +387,6 @@ impl Log {
         if marks.clone().next().is_some() {
             self.mark(marks)?;
         }
-        self.touched = false;
         match &mut self.backing {
             // Only a live log writes: after POSTSUSPEND the device may be
             // another table's log's (the kernel quiesces I/O before it).
