@@ -3,7 +3,7 @@
 # Scenario 6: power cut with writes in flight, on persistent virtio disks
 # (vda = leg 0, vdb = leg 1, behind dm-delay, vdc = log), over two boots.
 # Boot 1 (powercut1): mirror with a dmulogd disk log (nosync over all-zero
-#   legs), 32 direct writers, leg 1's writes held 1 s, then sysrq b.
+#   legs), 32 direct writers (each with its own blocks), leg 1's writes held 1 s, then sysrq b.
 # Boot 2 (powercut2): every region where the legs differ must be dirty in
 #   the on-disk bitmap (else a mark was lost); the mirror comes back with
 #   exactly those regions out of sync, resyncs them, the legs end identical.
@@ -11,9 +11,9 @@
 #   runtime of random writes over 2^21 regions, stopped a few seconds
 #   before the cut; boot 2 counts B's regions left dirty on its log device.
 
-PC_LEN=16384 PC_RS=256 PC_NREG=64
+PC_LEN=16384 PC_RS=256 PC_NREG=64 PC_WRITERS=32
 # Writes held by the slow leg at the cut: enough to leave the legs
-# different. Not all 32 writers: with a log that flushes the legs (the
+# different. Not all PC_WRITERS writers: with a log that flushes the legs (the
 # kernel's, dmulogd's), the mirror's worker waits on the slow leg's flush
 # and fewer writes reach it at a time.
 # shellcheck disable=SC2034  # read in the eval strings below
@@ -50,11 +50,17 @@ check_marks() {
 # it is out on the serial line before the reset, unlike a tty write.
 kmsg() { echo "<3>$*" > /dev/kmsg; }
 
-# pc_writer DEV: random 4 KiB direct writes of pattern 1, forever.
+# pc_writer DEV I: random 4 KiB direct writes of pattern 1, forever, to
+# the blocks b with b % PC_WRITERS = I.  Each block has one writer, so no
+# two writes to a block are ever in flight together: two such writes may
+# land in either order on each leg, leaving the legs different in a
+# region that is rightly clean (both writes completed), which the
+# lost-mark check would blame on the log.
 pc_writer() {
   while :; do
     # new data on every write, also when a block is written again
-    dd if=/tmp/pat1 of="$1" bs=4096 count=1 seek=$(( (RANDOM * 32768 + RANDOM) % (LEN / 8) )) \
+    dd if=/tmp/pat1 of="$1" bs=4096 count=1 \
+       seek=$(( (RANDOM * 32768 + RANDOM) % (LEN / 8 / PC_WRITERS) * PC_WRITERS + $2 )) \
        skip=$(( RANDOM % 2048 )) oflag=direct conv=notrunc 2>/dev/null || return 1
   done
 }
@@ -130,8 +136,8 @@ pc_load() {
   if [ "${3:-}" != restart ]; then pcb_start "$c" "$kind" || return 1; fi
   pattern 1 >/dev/null
   i=0
-  while [ $i -lt 32 ]; do
-    bg pc_writer "$D/$m"
+  while [ $i -lt $PC_WRITERS ]; do
+    bg pc_writer "$D/$m" $i
     i=$(( i + 1 ))
   done
   if [ -n "$PCB_PIDS" ]; then pcb_finish "$c" || return 1; fi
