@@ -223,6 +223,8 @@ vm_initrd() {
   install -m 755 "$VM_DIR/guest/init" "$root/init"
   install -m 644 "$VM_DIR/guest/common.sh" "$root/vm/common.sh"
   install -m 644 "$VM_DIR"/guest/t-*.sh "$root/vm/t/"
+  # the documentation's table lines, for t-doctables.sh
+  "$VM_DIR/doc-tables.sh" > "$root/vm/doc-tables" || { rm -rf "$root"; vm_die "tests/vm/doc-tables.sh failed"; }
   if [ -n "$with_d" ]; then
     [ -x "$VM_DMULOGD" ] || { rm -rf "$root"; vm_die "$VM_DMULOGD is missing: run 'make static' first"; }
     file_is_static "$VM_DMULOGD" || { rm -rf "$root"; vm_die "$VM_DMULOGD is not statically linked"; }

@@ -17,7 +17,7 @@ cd "$(dirname "$0")" || exit 1
 BOOTS='
 base|selftest,kbase,klogfail,mirror,deps|420|selftest k-core-nosync k-core-sync k-disk-sync k-disk-nosync k-logfail u-core-nosync u-core-sync u-disk-sync u-disk-nosync u-disk-default u-core-iflush u-disk-iflush k-deps deps
 restart|restart|480|restart-disk restart-core restart-idle restart-dirty
-more|reload,interop,logfail|420|reload-disk reload-core interop-setup interop-k2u interop-u2k interop-k2u-again logfail
+more|reload,interop,logfail,doctables|480|reload-disk reload-core interop-setup interop-k2u interop-u2k interop-k2u-again logfail doc-table-1 doc-table-2 doc-table-3 doc-tables
 powercut1|powercut1|420|-powercut-load
 powercut2|pcdirty,powercut2|420|powercut-dirty powercut-recover
 rpowercut1|rpowercut1|480|-restart-powercut-load
