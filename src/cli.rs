@@ -7,7 +7,7 @@ dmulogd — userspace dirty-log server for device-mapper mirrors
 
 Usage:
   dmulogd [OPTIONS]          serve the kernel's dm-log-userspace requests
-  dmulogd inspect PATH [--limit N]
+  dmulogd inspect PATH [--limit N] [--json]
                              show the dirty log on a device or file, every
                              dirty range or the first N (exit 1 when it
                              holds no valid log, 2 when it cannot be read)
@@ -47,11 +47,39 @@ Table line: mirror ... userspace <argc> <uuid> [integrated_flush]
           | disk <log_dev> <region_size> [sync|nosync]
 ";
 
+/// `inspect PATH [--limit N] [--json]`, in any order.
+fn inspect_args(rest: &[&str]) -> Result<Command, String> {
+    let (mut path, mut limit, mut json) = (None, None, false);
+    let mut it = rest.iter();
+    while let Some(&a) = it.next() {
+        let n = match a.split_once('=') {
+            Some(("--limit", n)) => Some(n),
+            _ if a == "--limit" => Some(*it.next().ok_or("--limit needs a value")?),
+            _ => None,
+        };
+        match (a, n) {
+            (_, Some(n)) => limit = Some(n.parse().map_err(|_| format!("--limit: {n:?} is not a number of ranges"))?),
+            ("--json", _) => json = true,
+            (p, _) if p.starts_with('-') => {
+                return Err(format!("unknown inspect option {p:?} (inspect PATH [--limit N] [--json])"))
+            }
+            (p, _) if path.is_none() => path = Some(PathBuf::from(p)),
+            (p, _) => return Err(format!("inspect takes one PATH, got a second: {p:?}")),
+        }
+    }
+    let path = path.ok_or("inspect needs a PATH")?;
+    Ok(Command::Inspect { path, limit, json })
+}
+
 #[derive(Debug, PartialEq, Eq)]
 pub enum Command {
     Serve(ServeOpts),
-    /// A path, and at most how many dirty ranges to print.
-    Inspect(PathBuf, Option<usize>),
+    /// A path, at most how many dirty ranges to print, and as JSON.
+    Inspect {
+        path: PathBuf,
+        limit: Option<usize>,
+        json: bool,
+    },
     /// Ask the running daemon; `true`: as JSON.
     Status(bool),
     Help,
@@ -161,13 +189,8 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
                     ("status", []) => Ok(Command::Status(false)),
                     ("status", ["--json"]) => Ok(Command::Status(true)),
                     ("status", [x, ..]) => Err(format!("unexpected argument {x:?} after status (status [--json])")),
-                    ("inspect", [path]) if !path.starts_with('-') => Ok(Command::Inspect(PathBuf::from(path), None)),
-                    ("inspect", [path, "--limit", n]) | ("inspect", ["--limit", n, path]) if !path.starts_with('-') => {
-                        let n = n.parse().map_err(|_| format!("--limit: {n:?} is not a number of ranges"))?;
-                        Ok(Command::Inspect(PathBuf::from(path), Some(n)))
-                    }
-                    ("inspect", []) => Err("inspect needs a PATH".into()),
-                    (_, _) => Err(format!("inspect takes one PATH, got {rest:?}")),
+                    ("inspect", _) => inspect_args(&rest),
+                    (_, _) => unreachable!(),
                 };
             }
             "-d" | "--daemon" => o.daemon = true,
@@ -243,10 +266,16 @@ mod tests {
     fn commands_and_errors() {
         assert_eq!(p("--help"), Ok(Command::Help));
         assert_eq!(p("-d --version"), Ok(Command::Version));
-        assert_eq!(p("inspect /dev/sdb"), Ok(Command::Inspect(PathBuf::from("/dev/sdb"), None)));
-        assert_eq!(p("inspect /dev/sdb --limit 5"), Ok(Command::Inspect(PathBuf::from("/dev/sdb"), Some(5))));
+        let insp = |limit, json| Ok(Command::Inspect { path: PathBuf::from("/dev/sdb"), limit, json });
+        assert_eq!(p("inspect /dev/sdb"), insp(None, false));
+        assert_eq!(p("inspect /dev/sdb --limit 5"), insp(Some(5), false));
+        assert_eq!(p("inspect --limit=5 --json /dev/sdb"), insp(Some(5), true));
+        assert_eq!(p("inspect --json /dev/sdb"), insp(None, true));
         assert!(p("inspect").is_err());
         assert!(p("inspect a b").is_err());
+        assert!(p("inspect a --limit").is_err());
+        assert!(p("inspect a --limit x").is_err());
+        assert!(p("inspect a --jsn").is_err());
         assert!(p("--bogus").is_err());
         assert!(p("--pidfile").is_err());
         assert!(p("--max-memory lots").is_err());
@@ -271,7 +300,7 @@ mod tests {
         assert!(p("-d inspect /dev/x").is_err(), "-d would be dropped");
         assert!(p("--version --bogus").is_err());
         assert!(p("--max-memory 0").is_err(), "every CTR would fail");
-        assert!(p("inspect --json").is_err());
+        assert!(p("inspect --json").is_err(), "no PATH");
     }
 
     #[test]

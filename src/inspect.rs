@@ -3,6 +3,7 @@
 //! and dmulogd alike since they share the format.
 
 use crate::bitmap::bitmap_bytes;
+use crate::control::json_str;
 use crate::disk::{Header, BITMAP_OFFSET, HEADER_LEN};
 use memmap2::MmapOptions;
 use std::fmt::Write as _;
@@ -11,9 +12,18 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, FileTypeExt};
 use std::path::Path;
 
+/// What `inspect` found: a log, or why there is none.
 pub struct Report {
-    pub text: String,
-    pub valid: bool,
+    pub name: String,
+    pub found: Result<LogInfo, String>,
+}
+
+/// A valid log's header and its bitmap's dirty regions.
+pub struct LogInfo {
+    pub version: u32,
+    pub regions: u64,
+    pub bitmap_bytes: u64,
+    scan: Scan,
 }
 
 /// The dirty regions of a bitmap, taken in chunks of any size.
@@ -53,64 +63,141 @@ impl Scan {
             self.next += 8;
         }
     }
+}
 
-    fn write(&self, t: &mut String) {
-        let _ = writeln!(t, "clean: {}", self.nr - self.dirty);
-        let _ = writeln!(t, "dirty: {}", self.dirty);
+impl Report {
+    /// A valid log was found (exit status 0; 1 otherwise).
+    pub fn valid(&self) -> bool {
+        self.found.is_ok()
+    }
+
+    /// The text `inspect` prints: one `key: value` per line (scripts in
+    /// the VM suite parse "dirty regions:"), ASCII only.
+    pub fn text(&self) -> String {
+        let name = &self.name;
+        let l = match &self.found {
+            Err(why) => return format!("{name}: {why}\n"),
+            Ok(l) => l,
+        };
+        let mut t = String::new();
+        let _ = writeln!(t, "{name}: dirty log, magic MiRr, version {}", l.version);
+        let _ = writeln!(t, "regions: {}", l.regions);
+        let _ = writeln!(t, "bitmap: {} bytes at offset {BITMAP_OFFSET}", l.bitmap_bytes);
+        let _ = writeln!(t, "clean: {}", l.regions - l.scan.dirty);
+        let _ = writeln!(t, "dirty: {}", l.scan.dirty);
         let shown: Vec<String> =
-            self.ranges.iter().map(|&(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") }).collect();
+            l.scan.ranges.iter().map(|&(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") }).collect();
         let _ = writeln!(
             t,
             "dirty regions: {}{}",
             if shown.is_empty() { "none".to_owned() } else { shown.join(" ") },
-            if self.more > 0 { format!(" ...and more (--limit {})", self.limit.unwrap_or(0)) } else { String::new() }
+            if l.scan.more > 0 {
+                format!(" ...and more (--limit {})", l.scan.limit.unwrap_or(0))
+            } else {
+                String::new()
+            }
         );
+        t
+    }
+
+    /// The same as one JSON object: `log` says whether one was found;
+    /// without one, `reason`; with one, `dirty_ranges` as inclusive
+    /// `[first, last]` pairs, `truncated` when `--limit` cut them short.
+    pub fn json(&self) -> String {
+        let path = json_str(self.name.as_bytes());
+        match &self.found {
+            Err(why) => format!("{{\"path\":{path},\"log\":false,\"reason\":{}}}\n", json_str(why.as_bytes())),
+            Ok(l) => {
+                let ranges: Vec<String> = l.scan.ranges.iter().map(|(a, b)| format!("[{a},{b}]")).collect();
+                format!(
+                    "{{\"path\":{path},\"log\":true,\"version\":{},\"regions\":{},\"bitmap_offset\":{BITMAP_OFFSET},\
+                     \"bitmap_bytes\":{},\"clean\":{},\"dirty\":{},\"dirty_ranges\":[{}],\"truncated\":{}}}\n",
+                    l.version,
+                    l.regions,
+                    l.bitmap_bytes,
+                    l.regions - l.scan.dirty,
+                    l.scan.dirty,
+                    ranges.join(","),
+                    l.scan.more > 0
+                )
+            }
+        }
     }
 }
 
-/// The header's verdict, or the report saying why there is no log.
-fn header(name: &str, image: &[u8], t: &mut String) -> Option<(Header, u64)> {
+/// The header's verdict, or why there is no log.
+fn header(image: &[u8]) -> Result<(Header, u64), String> {
     if image.len() < HEADER_LEN {
-        let _ = writeln!(t, "{name}: {} bytes, too short for a dirty log header", image.len());
-        return None;
+        return Err(format!("{} bytes, too short for a dirty log header", image.len()));
     }
     let h = Header::from_disk(&image[..HEADER_LEN]);
     match h.validate() {
-        Ok(Some(nr)) => Some((h, nr)),
-        Ok(None) => {
-            let _ = writeln!(t, "{name}: no dirty log (magic {:#010x}, want 0x4d695272 \"MiRr\")", h.magic);
-            None
-        }
-        Err(v) => {
-            let _ = writeln!(t, "{name}: dirty log of unknown version {v}");
-            None
-        }
+        Ok(Some(nr)) => Ok((h, nr)),
+        Ok(None) => Err(format!("no dirty log (magic {:#010x}, want 0x4d695272 \"MiRr\")", h.magic)),
+        Err(v) => Err(format!("dirty log of unknown version {v}")),
     }
 }
 
-/// Describes the log in `image` (header + bitmap bytes).
-pub fn describe(name: &str, image: &[u8]) -> Report {
-    let mut t = String::new();
-    let Some((h, nr)) = header(name, image, &mut t) else { return Report { text: t, valid: false } };
-    let bytes = bitmap_bytes(nr).unwrap_or(u64::MAX);
-    if (image.len() as u64) < BITMAP_OFFSET as u64 + bytes.min(u64::MAX - 1024) {
-        let _ = writeln!(t, "{name}: header claims {nr} regions but the device is too small for their bitmap");
-        return Report { text: t, valid: false };
-    }
-    let mut scan = Scan::new(nr, None);
-    scan.feed(&image[BITMAP_OFFSET..]);
-    let _ = writeln!(t, "{name}: dirty log, magic MiRr, version {}", h.version);
-    let _ = writeln!(t, "regions: {nr}");
-    let _ = writeln!(t, "bitmap: {bytes} bytes at offset {BITMAP_OFFSET}");
-    scan.write(&mut t);
-    Report { text: t, valid: true }
-}
+/// Direct I/O wants aligned buffers and lengths: the log is read in whole
+/// 1 MiB units into page-aligned anonymous memory.
+const UNIT: usize = 1 << 20;
 
 /// Reads the header, checks the device holds the bitmap it claims, then
 /// scans the bitmap in bounded chunks (a header claiming 2^34 regions must
-/// not make us read or hold gigabytes). A block device is read with
-/// `O_DIRECT`: the kernel's `disk` log writes past the page cache, which
-/// may hold stale pages as long as a live table keeps the device open.
+/// not make us read or hold gigabytes). `read(offset, buf)` fills `buf`
+/// from `offset` on (short only at the end of the device).
+fn scan_log(
+    size: u64,
+    limit: Option<usize>,
+    mut read: impl FnMut(u64, &mut [u8]) -> std::io::Result<usize>,
+    buf: &mut [u8],
+) -> std::io::Result<Result<LogInfo, String>> {
+    let n = read(0, buf)?;
+    let (h, nr) = match header(&buf[..n]) {
+        Ok(v) => v,
+        Err(why) => return Ok(Err(why)),
+    };
+    let bytes = bitmap_bytes(nr).unwrap_or(u64::MAX);
+    if size < (BITMAP_OFFSET as u64).saturating_add(bytes) {
+        return Ok(Err(format!("header claims {nr} regions ({bytes}-byte bitmap) but the device holds {size} bytes")));
+    }
+    let mut scan = Scan::new(nr, limit);
+    let end = BITMAP_OFFSET as u64 + bytes;
+    let unit = buf.len() as u64;
+    let mut off = 0u64;
+    let mut got = n;
+    loop {
+        let lo = usize::try_from((BITMAP_OFFSET as u64).saturating_sub(off)).unwrap_or(usize::MAX).min(got);
+        let hi = usize::try_from(end.saturating_sub(off)).unwrap_or(usize::MAX).min(got);
+        if lo < hi {
+            scan.feed(&buf[lo..hi]);
+        }
+        off += unit;
+        if off >= end || (got as u64) < unit {
+            break;
+        }
+        got = read(off, buf)?;
+    }
+    Ok(Ok(LogInfo { version: h.version, regions: nr, bitmap_bytes: bytes, scan }))
+}
+
+/// Describes the log in `image` (header + bitmap bytes), as `inspect`
+/// would read it from a device holding exactly these bytes.
+pub fn describe(name: &str, image: &[u8], limit: Option<usize>) -> Report {
+    let mut buf = vec![0u8; UNIT];
+    let read = |off: u64, b: &mut [u8]| {
+        let from = usize::try_from(off).unwrap_or(usize::MAX).min(image.len());
+        let n = b.len().min(image.len() - from);
+        b[..n].copy_from_slice(&image[from..from + n]);
+        Ok(n)
+    };
+    let found = scan_log(image.len() as u64, limit, read, &mut buf).expect("reading memory cannot fail");
+    Report { name: name.to_owned(), found }
+}
+
+/// `dmulogd inspect PATH`. A block device is read with `O_DIRECT`: the
+/// kernel's `disk` log writes past the page cache, which may hold stale
+/// pages as long as a live table keeps the device open.
 /// Err: the device could not be read (exit status 2, where "no log" is 1).
 pub fn inspect(path: &Path, limit: Option<usize>) -> std::io::Result<Report> {
     let f = File::open(path)?;
@@ -125,41 +212,9 @@ pub fn inspect(path: &Path, limit: Option<usize>) -> std::io::Result<Report> {
         use std::io::{Seek, SeekFrom};
         (&f).seek(SeekFrom::End(0))?
     };
-    let name = path.display().to_string();
-    // Direct I/O wants aligned buffers and lengths: whole 1 MiB units into
-    // page-aligned anonymous memory.
-    const UNIT: usize = 1 << 20;
     let mut buf = MmapOptions::new().len(UNIT).map_anon()?;
-    let n = read_full(&f, &mut buf, 0)?;
-    let mut t = String::new();
-    let Some((h, nr)) = header(&name, &buf[..n], &mut t) else { return Ok(Report { text: t, valid: false }) };
-    let bytes = bitmap_bytes(nr).unwrap_or(u64::MAX);
-    if size < (BITMAP_OFFSET as u64).saturating_add(bytes) {
-        let _ =
-            writeln!(t, "{name}: header claims {nr} regions ({bytes}-byte bitmap) but the device holds {size} bytes");
-        return Ok(Report { text: t, valid: false });
-    }
-    let mut scan = Scan::new(nr, limit);
-    let end = BITMAP_OFFSET as u64 + bytes;
-    let mut off = 0u64;
-    let mut got = n;
-    loop {
-        let lo = usize::try_from((BITMAP_OFFSET as u64).saturating_sub(off)).unwrap_or(UNIT).min(got);
-        let hi = usize::try_from(end.saturating_sub(off)).unwrap_or(UNIT).min(got);
-        if lo < hi {
-            scan.feed(&buf[lo..hi]);
-        }
-        off += UNIT as u64;
-        if off >= end || got < UNIT {
-            break;
-        }
-        got = read_full(&f, &mut buf, off)?;
-    }
-    let _ = writeln!(t, "{name}: dirty log, magic MiRr, version {}", h.version);
-    let _ = writeln!(t, "regions: {nr}");
-    let _ = writeln!(t, "bitmap: {bytes} bytes at offset {BITMAP_OFFSET}");
-    scan.write(&mut t);
-    Ok(Report { text: t, valid: true })
+    let found = scan_log(size, limit, |off, b| read_full(&f, b, off), &mut buf)?;
+    Ok(Report { name: path.display().to_string(), found })
 }
 
 fn read_full(f: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
@@ -186,20 +241,34 @@ mod tests {
         img[BITMAP_OFFSET] = 0b1111_0001; // 1,2,3 dirty
         img[BITMAP_OFFSET + 1] = 0xff;
         img[BITMAP_OFFSET + 2] = 0b0000_0111; // 19 dirty (bits >= 20 ignored)
-        let r = describe("x", &img);
-        assert!(r.valid);
-        assert!(r.text.contains("regions: 20\n"), "{}", r.text);
-        assert!(r.text.contains("dirty: 4\n"), "{}", r.text);
-        assert!(r.text.contains("dirty regions: 1-3 19\n"), "{}", r.text);
+        let r = describe("x", &img, None);
+        assert!(r.valid());
+        let t = r.text();
+        assert!(t.contains("regions: 20\n"), "{t}");
+        assert!(t.contains("dirty: 4\n"), "{t}");
+        assert!(t.contains("dirty regions: 1-3 19\n"), "{t}");
+        assert_eq!(
+            r.json(),
+            "{\"path\":\"x\",\"log\":true,\"version\":2,\"regions\":20,\"bitmap_offset\":1024,\"bitmap_bytes\":8,\
+             \"clean\":16,\"dirty\":4,\"dirty_ranges\":[[1,3],[19,19]],\"truncated\":false}\n"
+        );
+        let r = describe("x", &img, Some(1));
+        assert!(r.text().contains("dirty regions: 1-3 ...and more (--limit 1)\n"), "{}", r.text());
+        assert!(r.json().contains("\"dirty\":4,\"dirty_ranges\":[[1,3]],\"truncated\":true}"), "{}", r.json());
     }
 
     #[test]
     fn invalid_images() {
-        assert!(!describe("x", &[0u8; 8]).valid);
-        assert!(!describe("x", &[0u8; 2048]).valid);
+        assert!(!describe("x", &[0u8; 8], None).valid());
+        let r = describe("x\"y", &[0u8; 2048], None);
+        assert_eq!(r.text(), "x\"y: no dirty log (magic 0x00000000, want 0x4d695272 \"MiRr\")\n");
+        assert_eq!(
+            r.json(),
+            "{\"path\":\"x\\\"y\",\"log\":false,\"reason\":\"no dirty log (magic 0x00000000, want 0x4d695272 \\\"MiRr\\\")\"}\n"
+        );
         let mut img = vec![0u8; 1030];
         img[..16].copy_from_slice(&Header::new(64).to_disk());
-        assert!(!describe("x", &img).valid, "bitmap truncated");
+        assert!(!describe("x", &img, None).valid(), "bitmap truncated");
     }
 
     #[test]
@@ -209,13 +278,14 @@ mod tests {
         img[..16].copy_from_slice(&Header::new(1 << 34).to_disk());
         std::fs::write(&p, &img).unwrap();
         let r = inspect(&p, None).unwrap();
-        assert!(!r.valid && r.text.contains("device holds"), "{}", r.text);
+        assert!(!r.valid() && r.text().contains("device holds"), "{}", r.text());
         img[..16].copy_from_slice(&Header::new(64).to_disk());
         img[BITMAP_OFFSET..].copy_from_slice(&[0b1010_1010; 8]); // every other region dirty
         std::fs::write(&p, &img).unwrap();
         let r = inspect(&p, Some(3)).unwrap();
-        assert!(r.text.contains("dirty: 32\n") && r.text.contains("dirty regions: 0 2 4 ...and more"), "{}", r.text);
-        assert!(r.text.is_ascii());
+        let t = r.text();
+        assert!(t.contains("dirty: 32\n") && t.contains("dirty regions: 0 2 4 ...and more"), "{t}");
+        assert!(t.is_ascii());
         std::fs::remove_file(&p).unwrap();
     }
 }

@@ -186,10 +186,10 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Inspect(path, limit) => match inspect::inspect(&path, limit) {
+        Command::Inspect { path, limit, json } => match inspect::inspect(&path, limit) {
             Ok(r) => {
-                print!("{}", r.text);
-                if r.valid {
+                print!("{}", if json { r.json() } else { r.text() });
+                if r.valid() {
                     ExitCode::SUCCESS
                 } else {
                     ExitCode::from(1)
