@@ -19,7 +19,9 @@
 #    and powers off; the second boot finds the log clean on disk (no
 #    resync).  Boot 3: systemd is PID 1 on the real root (the host's
 #    systemd, copied in); dmulogd.service must adopt the initramfs' daemon
-#    and "systemctl poweroff" must get through systemd-shutdown.
+#    and "systemctl poweroff" must get through systemd-shutdown.  Boot 4:
+#    dracut's systemd initrd.  Boot 5: rd.dmulogd=0 (no dmulogd anywhere;
+#    the root mirror gets the kernel's own disk log).
 #
 # mkinitramfs only looks for modules in /lib/modules/<version> and for
 # /boot/config-<version>: both are bind-mounted from the cache in a private
@@ -61,6 +63,7 @@ boot_need_packages() {
 	command -v mke2fs >/dev/null || missing+=(e2fsprogs)
 	command -v depmod >/dev/null || missing+=(kmod)
 	command -v unshare >/dev/null || missing+=(util-linux)
+	[ -x /usr/bin/cpio ] || missing+=(cpio)
 	[ ${#missing[@]} -eq 0 ] && return 0
 	[ "$(id -u)" = 0 ] || die "missing packages ${missing[*]} and not root"
 	_vm_apt_update
@@ -269,7 +272,10 @@ dracut_check() {
 		fi
 		say "dracut ($flavour: -m '$mods') built $OUT/dracut-$flavour.img"
 	done
-	if dracut_build boot "base systemd-initrd dmulogd bootmirror" --add-drivers "virtio_pci virtio_blk ext4"; then
+	# shutdown + dracut-systemd: the image is what boot 4's shutdown returns
+	# to (gzip: the real root's busybox zcat unpacks it).
+	if dracut_build boot "base systemd-initrd dracut-systemd shutdown dmulogd bootmirror" --gzip \
+		--add-drivers "virtio_pci virtio_blk ext4"; then
 		DRACUT_BOOT_IMG=$OUT/dracut-boot.img
 	else
 		tail -n 20 "$OUT/dracut-boot.log" | sed 's/^/  | /'
@@ -325,7 +331,26 @@ install -m 755 "$BOOT_DIR/guest/systemd/systemd-checks" "$ROOTFS/sbin/systemd-ch
 systemctl --root="$ROOTFS" enable dmulogd.service >/dev/null 2>&1 || die "systemctl --root enable dmulogd.service failed"
 [ -L "$ROOTFS/etc/systemd/system/sysinit.target.wants/dmulogd.service" ] || die "enabling dmulogd.service made no sysinit.target.wants link"
 cp -L /etc/os-release "$ROOTFS/etc/os-release"
-: >"$ROOTFS/etc/machine-id"
+# Boot 4's shutdown goes back into its dracut image, as on a dracut system:
+# dracut-shutdown.service (dracut-core's unit and restore script, with bash,
+# skipcpio and GNU cpio) unpacks /boot's image into /run/initramfs when
+# the initrd asked for it (need_shutdown, 90dmulogd's cleanup hook);
+# systemd-shutdown then runs its /shutdown, whose hooks take the root
+# mirror down (90dm) and let dmulogd exit (90dmulogd); 99bootmirror's
+# shutdown hook prints the markers.
+if [ -n "$DRACUT_BOOT_IMG" ]; then
+	mkdir -p "$ROOTFS/boot" "$ROOTFS/usr/lib/dracut" "$ROOTFS/etc/systemd/system/sysinit.target.wants"
+	cp "$DRACUT_BOOT_IMG" "$ROOTFS/boot/initrd.img-$REL"
+	install -m 755 "$DD/usr/lib/dracut/dracut-initramfs-restore" "$DD/usr/lib/dracut/skipcpio" "$ROOTFS/usr/lib/dracut/"
+	install -m 644 "$DD/usr/lib/dracut/modules.d/98dracut-systemd/dracut-shutdown.service" "$ROOTFS/usr/lib/systemd/system/"
+	ln -sf /usr/lib/systemd/system/dracut-shutdown.service "$ROOTFS/etc/systemd/system/sysinit.target.wants/"
+	rm -f "$ROOTFS/usr/bin/cpio" "$ROOTFS/usr/bin/bash"
+	copy_exec_tree /usr/bin/bash
+	copy_exec_tree /usr/bin/cpio
+fi
+# an installed system's machine id (dracut-initramfs-restore reads it
+# under set -e: an empty file fails boot 4's shutdown)
+echo d6b2c5a8e1f94c7b9a3e2f1d0c4b5a69 >"$ROOTFS/etc/machine-id"
 mke2fs -q -F -t ext2 -L bootroot -d "$ROOTFS" "$OUT/vda.img" 64M >/dev/null || die "mke2fs failed"
 truncate -s 64M "$OUT/vdb.img"
 truncate -s 1M "$OUT/vdc.img"
@@ -413,18 +438,38 @@ count busybox_boot 2
 count systemd_boot 3 "$INITRD" $SYSTEMD_MARKERS
 
 # Boot 4: dracut with systemd in the initramfs: dmulogd.service runs there
-# and is still the same active unit, same process, after switch-root.
+# and is still the same active unit, same process, after switch-root.  At
+# power-off systemd hands over to the dracut image's /shutdown, which must
+# remove the root mirror while dmulogd answers, then let dmulogd exit; the
+# log is then clean on disk (host_inspect).
 if [ -n "$DRACUT_BOOT_IMG" ]; then
 	# shellcheck disable=SC2086
-	count systemd_boot 4 "$DRACUT_BOOT_IMG" $SYSTEMD_MARKERS systemd-unit-kept-from-initrd
+	count systemd_boot 4 "$DRACUT_BOOT_IMG" $SYSTEMD_MARKERS systemd-unit-kept-from-initrd \
+		dracut-shutdown-mirror-removed dracut-shutdown-dmulogd-exited dracut-shutdown-log-clean
+	count host_inspect 4
 fi
+
+# Boot 5: rd.dmulogd=0.  The mkinitramfs image starts no dmulogd; the
+# test's local-top script gives the root mirror the kernel's own disk log
+# on the same device, and the real root's helper must start nothing either.
+rd0_boot() {
+	local rc=0 clean=0
+	"$BIN" inspect "$OUT/vdc.img" 2>/dev/null | grep -qx 'dirty: 0' && clean=1
+	boot 5 "$INITRD" rd.dmulogd=0 "dmulogd_logclean=$clean" || rc=$?
+	markers boot-5
+	# shellcheck disable=SC2086
+	vm_check boot-5 "$rc" $RD0_MARKERS
+}
+RD0_MARKERS="rd-dmulogd-0-not-started initramfs-mirror-created reached-root root-on-mirror kernel-log-root
+ no-dmulogd-on-root helper-honours-rd-dmulogd-0 mirror-in-sync remount-ro"
+count rd0_boot
 
 count test -n "$dracut_ok"
 
 if [ "$failed" = 0 ]; then
 	boot_ok=1
 	if [ -n "$DRACUT_BOOT_IMG" ]; then what="dracut images + dracut/systemd boot"; else what="dracut skipped"; fi
-	say "PASS: the root on a dmulogd-served mirror booted and shut down cleanly (mkinitramfs + busybox init twice, mkinitramfs + systemd, $what)"
+	say "PASS: the root on a dmulogd-served mirror booted and shut down cleanly (mkinitramfs + busybox init twice, mkinitramfs + systemd, $what, rd.dmulogd=0)"
 else
 	say "FAILED (artefacts in $OUT, serial logs in $VM_LOGDIR)"
 fi
