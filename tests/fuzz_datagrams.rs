@@ -44,6 +44,20 @@ const NL_FIELDS: &[(usize, usize)] = &[
     (192, 4), // data_size
 ];
 
+/// The low `w` bytes of `v` as a field of that width holds them: integers
+/// (2, 4 or 8 bytes) in native order, byte strings (uuid bytes, padding)
+/// low byte first. Slicing `to_ne_bytes()` instead would hand a big-endian
+/// host the high bytes, 0 for every small value, and the interesting
+/// lengths would never reach the 16-bit fields there.
+fn field_bytes(v: u64, w: usize) -> Vec<u8> {
+    match w {
+        2 => (v as u16).to_ne_bytes().to_vec(),
+        4 => (v as u32).to_ne_bytes().to_vec(),
+        8 => v.to_ne_bytes().to_vec(),
+        _ => v.to_le_bytes()[..w].to_vec(),
+    }
+}
+
 struct BaseLog {
     uuid: Vec<u8>,
     luid: u64,
@@ -308,7 +322,7 @@ impl World {
                                 .to_ne_bytes()
                                 .to_vec()
                         } else {
-                            v.to_ne_bytes()[..w.min(4)].to_vec()
+                            field_bytes(u64::from(v), w.min(4))
                         };
                         d[off..off + bytes.len()].copy_from_slice(&bytes);
                         what.push(format!("field@{off}={v:#x}"));
@@ -521,7 +535,7 @@ fn decoder_matches_spec_on_every_truncation_and_field() {
             u64::MAX,
         ] {
             let mut d = good.clone();
-            d[off..off + w].copy_from_slice(&v.to_ne_bytes()[..w]);
+            d[off..off + w].copy_from_slice(&field_bytes(v, w));
             check(&d, 0);
             check(&d, rng.range(1, u64::from(u32::MAX)) as u32);
         }
