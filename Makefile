@@ -8,7 +8,7 @@ CARGO ?= cargo
 STATIC := target/static/dmulogd
 MUSL := x86_64-unknown-linux-musl
 
-.PHONY: all build static lint test unit-test vm-test boot-test demo bench soak fuzz install clean
+.PHONY: all build static lint test unit-test be-test vm-test boot-test demo bench soak fuzz install clean
 
 all: build
 
@@ -61,6 +61,12 @@ lint:
 unit-test:
 	$(CARGO) test
 
+# The unit tests and the codec, bitmap and on-disk format tests again on
+# a big-endian target (s390x, under qemu-user), and a log image carried
+# from x86_64 to s390x and back (tests/cross/be-test.sh).
+be-test:
+	tests/cross/be-test.sh
+
 # Real-kernel scenarios in a QEMU VM (tests/vm/README.md).
 vm-test: static
 	tests/vm/run-suite.sh
@@ -70,7 +76,7 @@ vm-test: static
 boot-test: static
 	tests/boot/run.sh
 
-test: lint unit-test vm-test boot-test
+test: lint unit-test be-test vm-test boot-test
 
 demo: static
 	tests/vm/demo.sh
