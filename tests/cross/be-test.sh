@@ -24,7 +24,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "be-test: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  apt-get install -y -qq -o DPkg::Lock::Timeout=300 --no-install-recommends "${missing[@]}" >/dev/null
 fi
 if ! rustup target list --installed | grep -qx "$target"; then
   echo "be-test: rustup target add $target"
