@@ -5,8 +5,15 @@
 PREFIX ?= /usr
 DESTDIR ?=
 CARGO ?= cargo
+# ARCH=aarch64 cross-builds the static binary for arm64 (README.md, "Other
+# architectures"); the default is the x86_64 binary at target/static/dmulogd.
+ARCH ?= x86_64
+ifeq ($(ARCH),x86_64)
 STATIC := target/static/dmulogd
-MUSL := x86_64-unknown-linux-musl
+else
+STATIC := target/static-$(ARCH)/dmulogd
+endif
+MUSL := $(ARCH)-unknown-linux-musl
 
 .PHONY: all build static lint test unit-test be-test vm-test boot-test demo bench soak fuzz install clean
 
@@ -20,31 +27,44 @@ build:
 # symboliser (gimli/addr2line: ~300 KB of a 540 KB binary; a panic still
 # logs its message).  That needs the rust-src component and -Z build-std,
 # which the stable toolchain accepts with RUSTC_BOOTSTRAP=1.  Fallbacks:
-# plain musl, then glibc with crt-static.  Whatever the path, refuse a
-# binary that `file` does not call statically linked.
+# plain musl, then (native builds only) glibc with crt-static.  Whatever
+# the path, refuse a binary that `file` does not call statically linked.
+# A cross build (ARCH other than the host's) links with the toolchain's own
+# rust-lld against the musl target's self-contained libc and crt objects:
+# no cross gcc or foreign libc from Debian is needed.
 STATIC_FLAGS := -C relocation-model=static
+HOST_ARCH := $(shell uname -m)
+ifneq ($(ARCH),$(HOST_ARCH))
+STATIC_FLAGS += -C linker=rust-lld
+endif
+FILE_ARCH_x86_64 := x86-64
+FILE_ARCH_aarch64 := ARM aarch64
 static:
-	@set -e; mkdir -p target/static; rm -f $(STATIC); \
+	@set -e; mkdir -p $(dir $(STATIC)); rm -f $(STATIC); \
 	if ! rustup target list --installed 2>/dev/null | grep -qx $(MUSL); then \
 	  rustup target add $(MUSL) >/dev/null 2>&1 || true; fi; \
 	if rustup target list --installed 2>/dev/null | grep -qx $(MUSL); then \
 	  if rustup component add rust-src >/dev/null 2>&1 && \
 	     RUSTC_BOOTSTRAP=1 RUSTFLAGS="$(STATIC_FLAGS)" $(CARGO) build --release --target $(MUSL) \
 	       --target-dir target/build-std -Z build-std=std,panic_abort -Z build-std-features= ; then \
-	    echo "static: musl, std without backtrace symbolisation"; \
+	    echo "static: $(MUSL), std without backtrace symbolisation"; \
 	    cp target/build-std/$(MUSL)/release/dmulogd $(STATIC); \
 	  else \
-	    echo "static: musl (rust-src or build-std unavailable)"; \
+	    echo "static: $(MUSL) (rust-src or build-std unavailable)"; \
 	    RUSTFLAGS="$(STATIC_FLAGS)" $(CARGO) build --release --target $(MUSL); \
 	    cp target/$(MUSL)/release/dmulogd $(STATIC); \
 	  fi; \
-	else \
+	elif [ "$(ARCH)" = "$(HOST_ARCH)" ]; then \
 	  echo "static: glibc crt-static (musl target not available)"; \
-	  RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --release --target x86_64-unknown-linux-gnu; \
-	  cp target/x86_64-unknown-linux-gnu/release/dmulogd $(STATIC); \
+	  RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --release --target $(ARCH)-unknown-linux-gnu; \
+	  cp target/$(ARCH)-unknown-linux-gnu/release/dmulogd $(STATIC); \
+	else \
+	  echo "static: cannot install the Rust target $(MUSL) (rustup target add $(MUSL))"; exit 1; \
 	fi
 	@file $(STATIC) | grep -Eq 'statically linked|static-pie linked' || \
 	  { echo "static: $(STATIC) is not statically linked:"; file $(STATIC); exit 1; }
+	@file $(STATIC) | grep -q '$(or $(FILE_ARCH_$(ARCH)),$(ARCH))' || \
+	  { echo "static: $(STATIC) is not an $(ARCH) binary:"; file $(STATIC); exit 1; }
 	@echo "static: $(STATIC) $$(stat -c %s $(STATIC)) bytes"
 
 # Formatting (rustfmt.toml), clippy on every target with warnings as
