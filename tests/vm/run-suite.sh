@@ -7,7 +7,9 @@
 # (tests/vm/guest/t-*.sh); chains of boots (the power cut) run in order on the
 # same disk images.  Chains run in parallel, VM_JOBS at a time (default: the
 # number of CPUs, at most 4).  Serial logs: target/vm-logs/<boot>.log.
-# README.md in this directory says what each scenario checks.
+# README.md in this directory says what each scenario checks.  Boots named
+# arm64* run an aarch64 guest (Debian's arm64 kernel under
+# qemu-system-aarch64, target/static-aarch64/dmulogd); the others x86_64.
 set -u
 cd "$(dirname "$0")" || exit 1
 . ./lib.sh
@@ -27,11 +29,14 @@ kpowercut2|kpcdirty,kpowercut2|420|k-powercut-dirty k-powercut-recover
 handover|handover|360|handover-kref handover-inspect handover-u2k2u handover-k2u2k
 firstresume|ctrrestart,lostresume|360|ctr-restart-sync ctr-restart-default lost-resume overflow-writes
 clearorder|kclearorder,uclearorder|360|k-clear-order-run u-clear-order-run k-clear-order u-clear-order
+arm64|mirror,restart,interop|900|u-core-nosync u-core-sync u-disk-sync u-disk-nosync u-disk-default u-core-iflush u-disk-iflush restart-disk restart-core restart-idle restart-dirty interop-setup interop-k2u interop-u2k interop-k2u-again
 '
-# chains: boots that share state run in order in one job
-CHAINS='restart base more powercut1+powercut2 rpowercut1+rpowercut2 kpowercut1+kpowercut2 clearorder handover firstresume'
+# chains: boots that share state run in order in one job (the slowest,
+# the emulated arm64 one, first)
+CHAINS='arm64 restart base more powercut1+powercut2 rpowercut1+rpowercut2 kpowercut1+kpowercut2 clearorder handover firstresume'
 
 boot_field() { echo "$BOOTS" | awk -F'|' -v b="$1" -v f="$2" '$1 == b { print $f }'; }
+boot_arch() { case $1 in arm64*) echo aarch64 ;; *) echo x86_64 ;; esac; }
 
 wanted=" $* "
 selected=
@@ -44,8 +49,7 @@ done
 [ -n "$selected" ] || vm_die "no such boot: $* (boots: $(echo "$BOOTS" | cut -d'|' -f1 | xargs))"
 
 t_start=$SECONDS
-vm_setup
-[ -x "$VM_DMULOGD" ] || vm_die "$VM_DMULOGD is missing: run 'make static' (make vm-test does)"
+arches=$(for ch in $selected; do for b in ${ch//+/ }; do boot_arch "$b"; done; done | sort -u)
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/dmulogd-vm.XXXXXX")
 export VM_PIDFILE=$WORK/qemu.pids
@@ -60,10 +64,20 @@ cleanup() {
 trap cleanup EXIT
 trap 'echo "vm: interrupted"; exit 130' INT TERM
 
+# One kernel, base and initramfs per guest architecture.
+declare -A KDIR_OF
+for a in $arches; do
+  vm_arch "$a"
+  vm_setup
+  if [ ! -x "$VM_DMULOGD" ]; then
+    [ "$a" = x86_64 ] && vm_die "$VM_DMULOGD is missing: run 'make static' (make vm-test does)"
+    vm_die "$VM_DMULOGD is missing: run 'make static ARCH=$a' (make vm-test does)"
+  fi
+  KDIR_OF[$a]=$VM_KDIR
+  vm_initrd "$WORK/initrd-$a.gz"
+  vm_say "$a: kernel $(cat "$VM_KDIR/release"), initramfs $(du -k "$WORK/initrd-$a.gz" | cut -f1) KiB, dmulogd $(du -k "$VM_DMULOGD" | cut -f1) KiB"
+done
 rm -f "$VM_LOGDIR"/*.log "$VM_LOGDIR"/*.secs
-VM_INITRD=$WORK/initrd.gz
-vm_initrd "$VM_INITRD"
-vm_say "kernel $(cat "$VM_KDIR/release"), initramfs $(du -k "$VM_INITRD" | cut -f1) KiB, dmulogd $(du -k "$VM_DMULOGD" | cut -f1) KiB"
 
 # run_chain CHAIN: boots in order; writes WORK/CHAIN.{out,pass,fail}.
 run_chain() {
@@ -80,6 +94,8 @@ run_chain() {
       set -- $marks; nf=$((nf + $#))
       continue
     fi
+    vm_arch "$(boot_arch "$b")"
+    VM_KDIR=${KDIR_OF[$VM_ARCH]} VM_INITRD=$WORK/initrd-$VM_ARCH.gz
     rc=0
     # shellcheck disable=SC2086  # drives is a list of words
     vm_boot "$b" "$tests" "$tmo" $drives || rc=$?
