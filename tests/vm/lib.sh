@@ -48,20 +48,22 @@ vm_say() { echo "vm: $*" >&2; }
 
 # vm_arch ARCH: the guest architecture, x86_64 or aarch64.  Sets VM_ARCH,
 # VM_DEB_ARCH (Debian's name), VM_QEMU and VM_QEMU_ARGS (machine), VM_CONSOLE,
-# VM_KCACHE (where its kernels are unpacked) and VM_DMULOGD.  aarch64: the
-# `virt` board (PL011 console ttyAMA0, virtio over PCI) with a Cortex-A57,
+# VM_TMO_SCALE (factor of the guest tests' watchdog, dmtmoscale=), VM_KCACHE
+# (where its kernels are unpacked), VM_MODULES_REQUIRED and VM_DMULOGD.
+# aarch64: the `virt` board (PL011 console ttyAMA0, virtio over PCI) with a Cortex-A57,
 # emulated (TCG) like the x86_64 guest.
 vm_arch() {
   VM_ARCH=$1
   case $1 in
     x86_64)
       VM_DEB_ARCH=amd64 VM_QEMU=qemu-system-x86_64 VM_CONSOLE=ttyS0
-      VM_QEMU_ARGS=()
+      VM_QEMU_ARGS=() VM_TMO_SCALE=1
       VM_KCACHE=$VM_CACHE/kernel VM_DMULOGD=$_VM_DMULOGD_X86_64
       VM_MODULES_REQUIRED=$_VM_MODULES_COMMON ;;
     aarch64)
       VM_DEB_ARCH=arm64 VM_QEMU=qemu-system-aarch64 VM_CONSOLE=ttyAMA0
-      VM_QEMU_ARGS=(-M virt -cpu cortex-a57)
+      # about twice as slow as the x86_64 guest for the same tests
+      VM_QEMU_ARGS=(-M virt -cpu cortex-a57) VM_TMO_SCALE=3
       VM_KCACHE=$VM_CACHE/kernel-arm64 VM_DMULOGD=$_VM_DMULOGD_AARCH64
       VM_MODULES_REQUIRED="drivers/dax/dax $_VM_MODULES_COMMON" ;;
     *) vm_die "unknown guest architecture '$1' (x86_64 or aarch64)" ;;
@@ -388,7 +390,7 @@ vm_boot() {
   local t0=$SECONDS rc=0 pid
   timeout -k 10 "$tmo" "$VM_QEMU" -accel tcg "${VM_QEMU_ARGS[@]}" -m 512 -smp 1 -nographic -no-reboot \
     -nic none -kernel "$VM_KDIR/vmlinuz" -initrd "$VM_INITRD" \
-    -append "console=$VM_CONSOLE panic=-1 quiet no_timer_check dmtest=$tests dmverbose=${VM_VERBOSE:-0}" "$@" </dev/null >"$log" 2>&1 &
+    -append "console=$VM_CONSOLE panic=-1 quiet no_timer_check dmtest=$tests dmverbose=${VM_VERBOSE:-0} dmtmoscale=$VM_TMO_SCALE" "$@" </dev/null >"$log" 2>&1 &
   pid=$!
   # so that an interrupted suite can stop exactly the VMs it started
   [ -n "${VM_PIDFILE:-}" ] && echo "$pid" >> "$VM_PIDFILE"

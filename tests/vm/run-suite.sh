@@ -29,7 +29,7 @@ kpowercut2|kpcdirty,kpowercut2|420|k-powercut-dirty k-powercut-recover
 handover|handover|360|handover-kref handover-inspect handover-u2k2u handover-k2u2k
 firstresume|ctrrestart,lostresume|360|ctr-restart-sync ctr-restart-default lost-resume overflow-writes
 clearorder|kclearorder,uclearorder|360|k-clear-order-run u-clear-order-run k-clear-order u-clear-order
-arm64|mirror,restart,interop|900|u-core-nosync u-core-sync u-disk-sync u-disk-nosync u-disk-default u-core-iflush u-disk-iflush restart-disk restart-core restart-idle restart-dirty interop-setup interop-k2u interop-u2k interop-k2u-again
+arm64|mirror,restart,interop|1500|u-core-nosync u-core-sync u-disk-sync u-disk-nosync u-disk-default u-core-iflush u-disk-iflush restart-disk restart-core restart-idle restart-dirty interop-setup interop-k2u interop-u2k interop-k2u-again
 '
 # chains: boots that share state run in order in one job (the slowest,
 # the emulated arm64 one, first)

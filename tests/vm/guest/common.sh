@@ -383,6 +383,9 @@ run_test() {
     echo "FAIL $t: no such test"; return 0
   fi
   eval "tmo=\${TMO_$fn:-300}"
+  # dmtmoscale=N (vm_boot): an emulated guest that runs slower gets N times
+  # the watchdog; the waits inside the tests keep their own deadlines.
+  tmo=$(( tmo * $(sed -n 's/.*dmtmoscale=\([0-9]*\).*/\1/p' /proc/cmdline | grep . || echo 1) ))
   dmesg_mark
   ( "$fn" ) &
   pid=$!
