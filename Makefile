@@ -15,7 +15,7 @@ STATIC := target/static-$(ARCH)/dmulogd
 endif
 MUSL := $(ARCH)-unknown-linux-musl
 
-.PHONY: all build static lint test unit-test be-test vm-test boot-test demo bench soak fuzz install clean
+.PHONY: all build static lint test unit-test be-test vm-test vm-test-arm64 boot-test demo bench soak fuzz install clean
 
 all: build
 
@@ -87,9 +87,15 @@ unit-test:
 be-test:
 	tests/cross/be-test.sh
 
-# Real-kernel scenarios in a QEMU VM (tests/vm/README.md).
+# Real-kernel scenarios in a QEMU VM (tests/vm/README.md), x86_64 guests
+# and one emulated arm64 guest (the arm64 boot; vm-test-arm64 runs it alone).
 vm-test: static
+	$(MAKE) --no-print-directory static ARCH=aarch64
 	tests/vm/run-suite.sh
+
+vm-test-arm64:
+	$(MAKE) --no-print-directory static ARCH=aarch64
+	tests/vm/run-suite.sh arm64
 
 # Root file system on a dmulogd-served mirror, booted from an initramfs
 # made by Debian's mkinitramfs with our hook.
