@@ -40,14 +40,14 @@ export CARGO_TARGET_S390X_UNKNOWN_LINUX_GNU_RUNNER="qemu-s390x -L /usr/$triple"
 # test file in neither list fails the run, so none is left out unsaid.
 on_s390x=(cross_endian model fuzz_datagrams)
 # Each of these spawns the dmulogd binary (lifecycle, hostile, crash,
-# limits, device_errors, docs, and operator), which an emulated process
+# limits, device_errors, docs, inspect_cli and operator), which an emulated process
 # cannot exec: qemu-user runs one s390x process, and running its children
 # too would take a binfmt_misc entry for s390x, a change to the host's
 # kernel that a test must not make. operator and netlink_sender also need
 # the host's netlink connector as root, and qemu-user refuses that socket
 # (socket(AF_NETLINK, .., NETLINK_CONNECTOR) fails with EPROTONOSUPPORT
 # under qemu-s390x 7.2); device_errors needs loop devices, chattr, mounts.
-not_on_s390x=(lifecycle hostile crash limits device_errors docs operator netlink_sender)
+not_on_s390x=(lifecycle hostile crash limits device_errors docs inspect_cli operator netlink_sender)
 for f in tests/*.rs; do
   t=$(basename "$f" .rs)
   case " ${on_s390x[*]} ${not_on_s390x[*]} " in
