@@ -147,9 +147,10 @@ fn check_image(path: &Path) {
     assert_eq!(bitmap[124..], [0x3f, 0, 0, 0], "regions 998, 999, then padding");
 
     let report = dmulogd::inspect::inspect(path, None).unwrap();
-    assert!(report.valid, "{}", report.text);
+    let text = report.text();
+    assert!(report.valid(), "{text}");
     for line in ["version 2\n", "regions: 1000\n", "clean: 983\n", "dirty: 17\n", DIRTY_TEXT] {
-        assert!(report.text.contains(line), "{line:?} not in:\n{}", report.text);
+        assert!(text.contains(line), "{line:?} not in:\n{text}");
     }
 
     // The daemon loads it at RESUME (no sync word: trust the device) and
