@@ -271,7 +271,7 @@ impl Log {
     }
 
     /// The bytes of a disk log's image as last written to (or read from)
-    /// its device.
+    /// its device, with marks not written yet.
     pub fn disk_image(&self) -> Option<&[u8]> {
         match &self.backing {
             Backing::Disk(d) => Some(d.image.on_disk()),
@@ -348,23 +348,27 @@ impl Log {
     /// the mark on the device, since the kernel resends only the FLUSH to
     /// the next daemon, which reads the device at its RESUME.
     pub fn mark<I: Iterator<Item = u64> + Clone>(&mut self, regions: I) -> Result<(), Error> {
-        self.check_all(regions.clone())?;
+        self.apply_marks(regions)?;
         match &mut self.backing {
-            Backing::Core { clean } => {
-                regions.for_each(|r| {
-                    clean.put(r, false);
-                });
-                Ok(())
-            }
-            Backing::Disk(d) => {
-                regions.for_each(|r| d.image.mark(r));
-                if !self.resumed {
-                    return Ok(());
-                }
+            Backing::Disk(d) if self.resumed => {
                 let Some(io) = d.io.as_mut() else { return Ok(()) };
                 d.image.write_marks(io.as_mut()).map_err(|e| d.failed(e))
             }
+            _ => Ok(()),
         }
+    }
+
+    /// Dirties the regions in memory, all checked first; a disk log's
+    /// pages then wait for a write.
+    fn apply_marks<I: Iterator<Item = u64> + Clone>(&mut self, regions: I) -> Result<(), Error> {
+        self.check_all(regions.clone())?;
+        match &mut self.backing {
+            Backing::Core { clean } => regions.for_each(|r| {
+                clean.put(r, false);
+            }),
+            Backing::Disk(d) => regions.for_each(|r| d.image.mark(r)),
+        }
+        Ok(())
     }
 
     /// CLEAR_REGION: writes finished on every leg; the regions are clean
@@ -382,10 +386,13 @@ impl Log {
     }
 
     /// FLUSH, with the regions of a version-3 integrated flush (a MARK of
-    /// them first; all regions are checked before anything changes).
+    /// them first; all regions are checked before anything changes). Its
+    /// marks are not written on their own: they go out with the FLUSH's
+    /// clean bits in one write (no reply has promised them yet, and a
+    /// kernel that loses this daemon resends the whole FLUSH).
     pub fn flush<I: Iterator<Item = u64> + Clone>(&mut self, marks: I) -> Result<(), Error> {
         if marks.clone().next().is_some() {
-            self.mark(marks)?;
+            self.apply_marks(marks)?;
         }
         match &mut self.backing {
             // Only a live log writes: after POSTSUSPEND the device may be
@@ -788,6 +795,29 @@ mod tests {
         l.write_clears().unwrap();
         assert!(!l.clears_pending() && bit(&bytes.borrow(), 5));
         assert_eq!(*trace.0.borrow(), vec!["write", "flush", "legs", "write+clean"]);
+    }
+
+    /// A v3 FLUSH carrying marks on several pages, with clean bits
+    /// waiting: legs first, then one write with both, then one cache flush
+    /// (its marks are not written on their own first).
+    #[test]
+    fn an_integrated_flush_is_one_write_and_one_flush() {
+        let n = 131_072u64; // 16 KiB of bitmap: several pages
+        let (mut l, bytes, trace) = disk_log("1048576 disk 7:0 8", image(n, true), Some(false), Prior::New);
+        l.resume().unwrap();
+        l.flush([3u64].into_iter()).unwrap();
+        l.clear([3u64].into_iter()).unwrap();
+        trace.0.borrow_mut().clear();
+        let marks = [40_000u64, 9, 120_000, 70_000];
+        l.flush(marks.into_iter()).unwrap();
+        assert_eq!(*trace.0.borrow(), vec!["legs", "write+clean", "flush"]);
+        assert!(bit(&bytes.borrow(), 3) && marks.iter().all(|&r| !bit(&bytes.borrow(), r)));
+        // A MARK request is written before its reply, once however many
+        // pages; the FLUSH after it only flushes.
+        trace.0.borrow_mut().clear();
+        l.mark([1u64, 50_000, 100_000].into_iter()).unwrap();
+        l.flush(std::iter::empty()).unwrap();
+        assert_eq!(*trace.0.borrow(), vec!["write", "flush"]);
     }
 
     #[test]

@@ -281,16 +281,26 @@ impl Model {
     /// device, updated from its in-memory bits — whole (`with_clears`, after
     /// a leg flush) or marks only (`disk &= clean`). Header bytes are the
     /// log's header; bytes 16..1024 stay as the file has them; padding
-    /// bits are clear.
+    /// bits are clear. Pages at most `MERGE_GAP_PAGES` apart go out in one
+    /// write, the pages between them as the daemon's image has them.
     #[allow(clippy::needless_range_loop)]
     pub fn write_pages(l: &mut MLog, file: &mut MFile, pages: &std::collections::BTreeSet<usize>, with_clears: bool) {
+        const MERGE_GAP_PAGES: usize = 64; // src/image.rs MERGE_GAP, 256 KiB
         let n = l.n();
         let len = BITMAP_OFFSET + bitmap_bytes(n) as usize;
         let mut header = Vec::new();
         header.extend_from_slice(&MAGIC.to_le_bytes());
         header.extend_from_slice(&2u32.to_le_bytes());
         header.extend_from_slice(&n.to_le_bytes());
+        let mut written = Vec::new();
         for &p in pages {
+            match written.last_mut() {
+                Some((_, hi)) if p <= *hi + 1 + MERGE_GAP_PAGES => *hi = p,
+                _ => written.push((p, p)),
+            }
+        }
+        for p in written.into_iter().flat_map(|(lo, hi)| lo..=hi) {
+            let touched = pages.contains(&p);
             for o in p * 4096..((p + 1) * 4096).min(len) {
                 if o < 16 {
                     file.bytes[o] = header[o];
@@ -302,7 +312,9 @@ impl Model {
                             return b;
                         }
                         let d = &mut l.disk[r as usize];
-                        *d = l.clean[r as usize] && (with_clears || *d);
+                        if touched {
+                            *d = l.clean[r as usize] && (with_clears || *d);
+                        }
                         b | (u8::from(*d) << k)
                     });
                 }
