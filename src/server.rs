@@ -480,26 +480,31 @@ impl Server {
     ) -> io::Result<Stopped> {
         let mut rbuf = vec![0u8; RECV_BUF_LEN];
         let mut sbuf = vec![0u8; SEND_BUF_LEN];
-        let mut readable = false;
         loop {
             if self.clear_deadline.is_some_and(|d| Instant::now() >= d) {
                 self.write_clears();
+                self.check_faults();
             }
-            let control = self.on_signals(signals::take());
-            // A summary (SIGUSR1) may have touched a vanished device.
-            self.check_faults();
-            if control == Control::Exit {
-                return Ok(match self.registry.len() {
-                    0 => Stopped::Clean,
-                    n => Stopped::LiveLogs(n),
-                });
-            }
-            if !std::mem::take(&mut readable) {
-                if t.wait(wait_mask, self.timeout(), queries)? {
-                    self.on_queries(queries);
+            let pending = signals::take();
+            if pending != signals::Pending::default() {
+                let control = self.on_signals(pending);
+                // A summary (SIGUSR1) may have touched a vanished device.
+                self.check_faults();
+                if control == Control::Exit {
+                    return Ok(match self.registry.len() {
+                        0 => Stopped::Clean,
+                        n => Stopped::LiveLogs(n),
+                    });
                 }
-                readable = true;
-                continue;
+            }
+            // One pass per request: wait, receive, answer. A wait that
+            // ended for a signal, the timer or a query finds nothing to
+            // receive and comes back round.
+            if t.wait(wait_mask, self.timeout(), queries)? {
+                self.on_queries(queries);
+                // A report reads the state files: a fault there is not the
+                // next request's.
+                self.check_faults();
             }
             match t.try_recv(&mut rbuf)? {
                 Recv::Datagram { len, .. } if len > rbuf.len() => {
