@@ -321,7 +321,7 @@ fn main() {
     f.line(format!(
         "dmulogd (`{}`) on a SOCK_SEQPACKET socketpair, driven with kernel-shaped datagrams; logs of {REGIONS} regions, \
          disk log files on {} ({}). Median of {runs} runs of {:.2} s each after a warm-up. \
-         Baseline: `echo_responder` (recv until EAGAIN, ppoll, send; no parsing) on the same kind of socketpair, \
+         Baseline: `echo_responder` (blocking recv, send; no parsing) on the same kind of socketpair, \
          measured for {:.2} s right before every daemon run at the same depth (1 or 32 in flight). \
          *vs echo* = median over the runs of (daemon requests/s ÷ the paired echo requests/s). Scheduling: {pinning}.",
         bin.display(),

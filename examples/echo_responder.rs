@@ -4,10 +4,9 @@
 //! payload-less reply (`data_size = 0`).
 //!
 //! It makes the same system calls per request as dmulogd's loop
-//! (src/server.rs + src/transport.rs): a non-blocking `recv(MSG_DONTWAIT |
-//! MSG_TRUNC)` until EAGAIN, then `ppoll` with a signal mask, and one
-//! `send(MSG_NOSIGNAL)` per reply — so dmulogd's rate divided by this one
-//! is the share of the round trip the daemon's own work costs.
+//! (src/server.rs + src/transport.rs): one blocking `recv(MSG_TRUNC)` and
+//! one `send(MSG_NOSIGNAL)` per reply — so dmulogd's rate divided by this
+//! one is the share of the round trip the daemon's own work costs.
 //!
 //! Usage: echo_responder --transport-fd N   (exits when the peer closes)
 #![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // figures and byte offsets, all small
@@ -27,18 +26,6 @@ fn main() {
             eprintln!("usage: echo_responder --transport-fd N");
             std::process::exit(2)
         });
-    // Same shape as the daemon: signals blocked, unblocked only in ppoll.
-    // SAFETY: zeroed sigset_t is valid; pointers are to live locals.
-    let mask = unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for s in [libc::SIGTERM, libc::SIGINT, libc::SIGQUIT, libc::SIGUSR1, libc::SIGHUP] {
-            libc::sigaddset(&mut set, s);
-        }
-        let mut old: libc::sigset_t = std::mem::zeroed();
-        libc::sigprocmask(libc::SIG_BLOCK, &set, &mut old);
-        old
-    };
     // Our port, computed once (a netlink server knows its port; calling
     // getpid per reply would add a system call the transport does not need).
     let port = std::process::id().to_ne_bytes();
@@ -47,19 +34,14 @@ fn main() {
     loop {
         // SAFETY: rbuf is valid for writes of its length; MSG_TRUNC reports
         // the full length without writing past the buffer.
-        let n = unsafe { libc::recv(fd, rbuf.as_mut_ptr().cast(), rbuf.len(), libc::MSG_DONTWAIT | libc::MSG_TRUNC) };
+        let n = unsafe { libc::recv(fd, rbuf.as_mut_ptr().cast(), rbuf.len(), libc::MSG_TRUNC) };
         if n == 0 {
             return;
         }
         if n < 0 {
             let e = std::io::Error::last_os_error();
             match e.raw_os_error() {
-                Some(libc::EAGAIN) | Some(libc::EINTR) => {
-                    let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
-                    // SAFETY: one valid pollfd, NULL timeout, a valid mask.
-                    unsafe { libc::ppoll(&mut pfd, 1, std::ptr::null(), &mask) };
-                    continue;
-                }
+                Some(libc::EAGAIN) | Some(libc::EINTR) => continue,
                 Some(libc::ECONNRESET) => return,
                 _ => {
                     eprintln!("echo_responder: recv: {e}");

@@ -61,6 +61,22 @@ pub struct Query {
     from_len: libc::socklen_t,
 }
 
+/// Makes a query arriving on the control socket raise SIGIO in this
+/// process: the request loop sleeps in `recv` on the kernel's socket and
+/// learns of queries from the signal ([`crate::signals`]). Called by the
+/// process that serves (after `--daemon` forked), with the handler
+/// installed (SIGIO's default action kills).
+pub fn signal_queries(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: getpid cannot fail.
+    let pid = unsafe { libc::getpid() };
+    // SAFETY: F_SETOWN takes a pid; an invalid fd only yields EBADF.
+    cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETOWN, pid) })?;
+    // SAFETY: F_GETFL takes no argument.
+    let flags = cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) })?;
+    // SAFETY: F_SETFL with the flags just read plus O_ASYNC.
+    cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_ASYNC) }).map(drop)
+}
+
 /// Receives one query without blocking; None when there is none.
 pub fn receive(fd: BorrowedFd<'_>) -> io::Result<Option<Query>> {
     let mut buf = [0u8; 256];

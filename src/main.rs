@@ -107,13 +107,13 @@ fn serve(mut o: ServeOpts) -> Result<Stopped, String> {
     } else {
         None
     };
-    let started = (|| -> Result<libc::sigset_t, String> {
+    let started = (|| -> Result<(), String> {
         if let Some(p) = pidfile.as_mut() {
             p.write_pid(std::process::id()).map_err(|e| format!("writing pidfile: {e}"))?;
         }
-        let mask = signals::install().map_err(|e| format!("signals: {e}"))?;
+        signals::install().map_err(|e| format!("signals: {e}"))?;
         fault::install().map_err(|e| format!("SIGBUS handler: {e}"))?;
-        Ok(mask)
+        Ok(())
     })();
     if let Some(pipe) = ready_pipe {
         daemon::ready(pipe, started.as_ref().map(drop).map_err(String::as_str));
@@ -128,12 +128,12 @@ fn serve(mut o: ServeOpts) -> Result<Stopped, String> {
             dmulogd::logging::set_style(dmulogd::logging::detect());
         }
     }
-    let mask = started?;
+    started?;
     info!("serving dm-log-userspace requests (version {})", env!("CARGO_PKG_VERSION"));
     let control = _instance.as_ref().map(InstanceLock::socket);
     let r = match &mut t {
-        T::Netlink(s) => server.run(s, &mask, control),
-        T::Fd(s) => server.run(s, &mask, control),
+        T::Netlink(s) => server.run(s, control),
+        T::Fd(s) => server.run(s, control),
     };
     if let Some(p) = pidfile {
         p.remove();

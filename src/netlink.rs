@@ -131,7 +131,7 @@ fn setsockopt(fd: &OwnedFd, level: libc::c_int, opt: libc::c_int, val: libc::c_i
 }
 
 impl Transport for NetlinkSocket {
-    fn try_recv(&mut self, buf: &mut [u8]) -> io::Result<Recv> {
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<Recv> {
         let mut from = kernel_addr();
         let mut flen = ADDR_LEN;
         // SAFETY: buf is valid for buf.len() bytes of writes (MSG_TRUNC
@@ -142,7 +142,7 @@ impl Transport for NetlinkSocket {
                 self.fd.as_raw_fd(),
                 buf.as_mut_ptr().cast(),
                 buf.len(),
-                libc::MSG_DONTWAIT | libc::MSG_TRUNC,
+                libc::MSG_TRUNC,
                 (&mut from as *mut libc::sockaddr_nl).cast(),
                 &mut flen,
             )
@@ -163,19 +163,22 @@ impl Transport for NetlinkSocket {
 
     fn send(&mut self, dgram: &[u8]) -> io::Result<()> {
         let to = kernel_addr();
-        // SAFETY: dgram is valid for reads of its length; `to` is a valid
-        // sockaddr_nl naming the kernel (port 0).
-        let r = unsafe {
-            libc::sendto(
-                self.fd.as_raw_fd(),
-                dgram.as_ptr().cast(),
-                dgram.len(),
-                0,
-                (&to as *const libc::sockaddr_nl).cast(),
-                ADDR_LEN,
-            )
+        let send = || {
+            // SAFETY: dgram is valid for reads of its length; `to` is a
+            // valid sockaddr_nl naming the kernel (port 0).
+            let r = unsafe {
+                libc::sendto(
+                    self.fd.as_raw_fd(),
+                    dgram.as_ptr().cast(),
+                    dgram.len(),
+                    0,
+                    (&to as *const libc::sockaddr_nl).cast(),
+                    ADDR_LEN,
+                )
+            };
+            cvt_size(r)
         };
-        cvt_size(r).map(drop)
+        crate::transport::retry_eintr(send).map(drop)
     }
 
     fn port(&self) -> u32 {

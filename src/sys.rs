@@ -1,4 +1,4 @@
-//! The one helper every syscall wrapper uses, and the readiness wait the
+//! The one helper every syscall wrapper uses, and the receive timeout the
 //! transports share.
 
 use std::io;
@@ -19,36 +19,28 @@ pub fn cvt_size(r: libc::ssize_t) -> io::Result<usize> {
     usize::try_from(r).map_err(|_| io::Error::last_os_error())
 }
 
-/// Blocks until `fd` is readable, a signal arrives or `timeout` passes. The
-/// daemon keeps its signals blocked everywhere else; `ppoll` unblocks them
-/// (`mask`) only while waiting, atomically, so a signal can never slip in
-/// between the last check of the flags and going to sleep.
-pub fn wait_readable(fd: BorrowedFd<'_>, mask: &libc::sigset_t, timeout: Option<Duration>) -> io::Result<()> {
-    wait_any(fd, None, mask, timeout).map(drop)
-}
-
-/// [`wait_readable`] on `fd` and, when given, `other`; true when `other`
-/// is readable.
-pub fn wait_any(
-    fd: BorrowedFd<'_>,
-    other: Option<BorrowedFd<'_>>,
-    mask: &libc::sigset_t,
-    timeout: Option<Duration>,
-) -> io::Result<bool> {
-    let pfd = |fd: BorrowedFd<'_>| libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-    let mut fds = [pfd(fd), other.map_or(libc::pollfd { fd: -1, events: 0, revents: 0 }, pfd)];
-    let ts = timeout.map(|t| libc::timespec {
-        tv_sec: libc::time_t::try_from(t.as_secs()).unwrap_or(libc::time_t::MAX),
-        tv_nsec: libc::c_long::from(t.subsec_nanos()),
-    });
-    let tp = ts.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
-    // SAFETY: `fds` holds two valid pollfds (a negative fd is ignored), the
-    // timeout pointer is NULL (wait forever) or points to `ts`, which
-    // outlives the call, and `mask` points to an initialised sigset_t.
-    let r = unsafe { libc::ppoll(fds.as_mut_ptr(), 2, tp, mask) };
-    match cvt(r) {
-        Ok(_) => Ok(fds[1].revents != 0),
-        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(false),
-        Err(e) => Err(e),
-    }
+/// How long a blocking `recv` on `fd` may sleep before it fails with
+/// EAGAIN (SO_RCVTIMEO); None: for ever. A timeout is rounded up to 1 µs
+/// (zero would mean for ever) and the kernel rounds it up to a clock tick.
+pub fn set_recv_timeout(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> io::Result<()> {
+    let tv = match timeout {
+        None => libc::timeval { tv_sec: 0, tv_usec: 0 },
+        Some(t) => libc::timeval {
+            tv_sec: libc::time_t::try_from(t.as_secs()).unwrap_or(libc::time_t::MAX),
+            tv_usec: libc::suseconds_t::from(t.subsec_micros()),
+        },
+    };
+    let tv = if timeout.is_some() && tv.tv_sec == 0 && tv.tv_usec == 0 {
+        libc::timeval { tv_sec: 0, tv_usec: 1 }
+    } else {
+        tv
+    };
+    // A timeval is 16 bytes; the cast cannot truncate.
+    #[allow(clippy::cast_possible_truncation)]
+    let len = std::mem::size_of::<libc::timeval>() as libc::socklen_t;
+    // SAFETY: tv is a live timeval of the size given.
+    let r = unsafe {
+        libc::setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVTIMEO, (&tv as *const libc::timeval).cast(), len)
+    };
+    cvt(r).map(drop)
 }

@@ -3,7 +3,7 @@
 //! (`--transport-fd`), carrying the very same bytes, so tests exercise the
 //! same framing, parsing and dispatch.
 
-use crate::sys::{cvt, cvt_size, wait_any};
+use crate::sys::{cvt, cvt_size};
 use std::io;
 use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
 
@@ -21,24 +21,27 @@ pub enum Recv {
 }
 
 pub trait Transport {
-    /// Non-blocking receive.
-    fn try_recv(&mut self, buf: &mut [u8]) -> io::Result<Recv>;
-    /// The socket, for the loop's wait.
+    /// Blocking receive: sleeps until a datagram comes, a signal arrives
+    /// (then or just before: see [`crate::signals`]) or the socket's
+    /// receive timeout ([`crate::sys::set_recv_timeout`]) passes; the last
+    /// two are [`Recv::Empty`].
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<Recv>;
+    /// The socket, for its receive timeout and the signal handlers.
     fn fd(&self) -> std::os::fd::BorrowedFd<'_>;
-    /// Sleeps until a datagram may be there, a signal arrived, `timeout`
-    /// passed or `other` (the control socket) is readable; true for the
-    /// last.
-    fn wait(
-        &mut self,
-        mask: &libc::sigset_t,
-        timeout: Option<std::time::Duration>,
-        other: Option<std::os::fd::BorrowedFd<'_>>,
-    ) -> io::Result<bool> {
-        wait_any(self.fd(), other, mask, timeout)
-    }
     fn send(&mut self, dgram: &[u8]) -> io::Result<()>;
     /// Our netlink port, written into reply headers.
     fn port(&self) -> u32;
+}
+
+/// Retries a call that a signal interrupted: a reply must not be lost to
+/// one (the kernel would wait 15 s for its resend).
+pub fn retry_eintr<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    loop {
+        match f() {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => return r,
+        }
+    }
 }
 
 /// A `SOCK_SEQPACKET`/`SOCK_DGRAM` socket inherited from a test harness.
@@ -61,13 +64,12 @@ pub fn recv_flags(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<usize> {
     use std::os::fd::AsRawFd;
     // SAFETY: buf is valid for writes of buf.len() bytes; MSG_TRUNC makes
     // the kernel report the full datagram length without writing past it.
-    let r =
-        unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT | libc::MSG_TRUNC) };
+    let r = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_TRUNC) };
     cvt_size(r)
 }
 
 impl Transport for FdTransport {
-    fn try_recv(&mut self, buf: &mut [u8]) -> io::Result<Recv> {
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<Recv> {
         match recv_flags(&self.fd, buf) {
             Ok(0) => Ok(Recv::Closed),
             Ok(len) => Ok(Recv::Datagram { len, sender: 0 }),
@@ -85,10 +87,13 @@ impl Transport for FdTransport {
 
     fn send(&mut self, dgram: &[u8]) -> io::Result<()> {
         use std::os::fd::AsRawFd;
-        // SAFETY: dgram is valid for reads of its length; MSG_NOSIGNAL
-        // turns a closed peer into EPIPE instead of SIGPIPE.
-        let r = unsafe { libc::send(self.fd.as_raw_fd(), dgram.as_ptr().cast(), dgram.len(), libc::MSG_NOSIGNAL) };
-        cvt_size(r).map(drop)
+        let send = || {
+            // SAFETY: dgram is valid for reads of its length; MSG_NOSIGNAL
+            // turns a closed peer into EPIPE instead of SIGPIPE.
+            let r = unsafe { libc::send(self.fd.as_raw_fd(), dgram.as_ptr().cast(), dgram.len(), libc::MSG_NOSIGNAL) };
+            cvt_size(r)
+        };
+        retry_eintr(send).map(drop)
     }
 
     fn port(&self) -> u32 {

@@ -357,3 +357,39 @@ fn a_mark_survives_a_kill_before_its_flush() {
         }
     }
 }
+
+/// A clean bit that no FLUSH writes reaches the device by the clear timer
+/// (800 ms), with no request at all to wake the loop: it sleeps in `recv`
+/// with the timer as the socket's receive timeout. Not before the delay,
+/// which is what lets a FLUSH carry it.
+#[test]
+fn the_clear_timer_writes_a_clean_bit_with_no_traffic() {
+    let dir = TempDir::new("cleartimer");
+    let file = dir.log_file("log", 1024 + 4096);
+    let k = Kernel::new("LVM-cleartimer", 0xffff_8880_cafe_1000);
+    let mut d = Daemon::spawn(&[]);
+    assert_eq!(k.ctr(&mut d, &disk_args(&file, "nosync")).error, 0);
+    k.ok(&mut d, RESUME, &[]);
+    assert_eq!(k.mark(&mut d, &[9]).error, 0);
+    assert_eq!(k.flush(&mut d, &[]).error, 0);
+    assert!(!disk_clean_bit(&file, 9));
+    let cleared = std::time::Instant::now();
+    assert_eq!(k.clear(&mut d, &[9]).error, 0);
+    assert!(!disk_clean_bit(&file, 9), "written before the delay");
+    // Poll the file (the daemon is not asked anything meanwhile).
+    while !disk_clean_bit(&file, 9) {
+        assert!(cleared.elapsed() < std::time::Duration::from_secs(10), "the clear timer never fired");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let took = cleared.elapsed();
+    assert!(took >= std::time::Duration::from_millis(700), "written after {took:?}: no delay");
+    // Still serving, and a second timer fires as the first did.
+    assert_eq!(k.mark(&mut d, &[9]).error, 0);
+    assert_eq!(k.flush(&mut d, &[]).error, 0);
+    assert_eq!(k.clear(&mut d, &[9]).error, 0);
+    let cleared = std::time::Instant::now();
+    while !disk_clean_bit(&file, 9) {
+        assert!(cleared.elapsed() < std::time::Duration::from_secs(10), "the second clear timer never fired");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
