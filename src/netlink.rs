@@ -131,7 +131,7 @@ fn setsockopt(fd: &OwnedFd, level: libc::c_int, opt: libc::c_int, val: libc::c_i
 }
 
 impl Transport for NetlinkSocket {
-    fn recv(&mut self, buf: &mut [u8]) -> io::Result<Recv> {
+    fn recv(&mut self, buf: &mut [u8], wait: bool) -> io::Result<Recv> {
         let mut from = kernel_addr();
         let mut flen = ADDR_LEN;
         // SAFETY: buf is valid for buf.len() bytes of writes (MSG_TRUNC
@@ -142,7 +142,7 @@ impl Transport for NetlinkSocket {
                 self.fd.as_raw_fd(),
                 buf.as_mut_ptr().cast(),
                 buf.len(),
-                libc::MSG_TRUNC,
+                crate::transport::recv_flags(wait),
                 (&mut from as *mut libc::sockaddr_nl).cast(),
                 &mut flen,
             )

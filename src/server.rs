@@ -511,25 +511,33 @@ impl Server {
                 crate::sys::set_recv_timeout(t.fd(), want)?;
                 timeout = want;
             }
-            let pending = signals::take();
-            if std::mem::take(&mut query) || pending.query {
-                self.on_queries(queries);
-                // A report reads the state files: a fault there is not the
-                // next request's.
-                self.check_faults();
-            }
-            if pending != signals::Pending::default() {
-                let control = self.on_signals(pending);
-                // A summary (SIGUSR1) may have touched a vanished device.
-                self.check_faults();
-                if control == Control::Exit {
-                    return Ok(match self.registry.len() {
-                        0 => Stopped::Clean,
-                        n => Stopped::LiveLogs(n),
-                    });
+            // Requests queued before a signal are answered before it is
+            // acted on (SIGUSR1's summary counts them, SIGQUIT leaves none
+            // unanswered): with a signal or query pending the receive does
+            // not sleep, and they are taken once it finds the queue empty.
+            let signalled = query || signals::any();
+            match t.recv(&mut rbuf, !signalled)? {
+                Recv::Empty if signalled => {
+                    let pending = signals::take();
+                    if std::mem::take(&mut query) || pending.query {
+                        self.on_queries(queries);
+                        // A report reads the state files: a fault there is
+                        // not the next request's.
+                        self.check_faults();
+                    }
+                    if pending != signals::Pending::default() {
+                        let control = self.on_signals(pending);
+                        // A summary (SIGUSR1) may have touched a vanished
+                        // device.
+                        self.check_faults();
+                        if control == Control::Exit {
+                            return Ok(match self.registry.len() {
+                                0 => Stopped::Clean,
+                                n => Stopped::LiveLogs(n),
+                            });
+                        }
+                    }
                 }
-            }
-            match t.recv(&mut rbuf)? {
                 Recv::Datagram { len, .. } if len > rbuf.len() => {
                     self.stats.dropped += 1;
                     if self.dropped_log.allow() {

@@ -105,6 +105,11 @@ pub fn take() -> Pending {
     }
 }
 
+/// A signal arrived that [`take`] has not taken yet.
+pub fn any() -> bool {
+    ANY.load(Ordering::Relaxed)
+}
+
 /// True (once) when a handler shortened the wake socket's receive timeout
 /// since the last call: the loop must set its own again, before it looks
 /// at the flags.

@@ -25,7 +25,9 @@ pub trait Transport {
     /// (then or just before: see [`crate::signals`]) or the socket's
     /// receive timeout ([`crate::sys::set_recv_timeout`]) passes; the last
     /// two are [`Recv::Empty`].
-    fn recv(&mut self, buf: &mut [u8]) -> io::Result<Recv>;
+    /// With `wait` false, returns at once ([`Recv::Empty`] when nothing
+    /// is queued).
+    fn recv(&mut self, buf: &mut [u8], wait: bool) -> io::Result<Recv>;
     /// The socket, for its receive timeout and the signal handlers.
     fn fd(&self) -> std::os::fd::BorrowedFd<'_>;
     fn send(&mut self, dgram: &[u8]) -> io::Result<()>;
@@ -60,17 +62,27 @@ impl FdTransport {
     }
 }
 
-pub fn recv_flags(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<usize> {
+/// The receive flags: MSG_TRUNC (the full datagram length is reported
+/// without writing past the buffer), MSG_DONTWAIT unless `wait`.
+pub fn recv_flags(wait: bool) -> libc::c_int {
+    if wait {
+        libc::MSG_TRUNC
+    } else {
+        libc::MSG_TRUNC | libc::MSG_DONTWAIT
+    }
+}
+
+fn recv_fd(fd: &OwnedFd, buf: &mut [u8], wait: bool) -> io::Result<usize> {
     use std::os::fd::AsRawFd;
-    // SAFETY: buf is valid for writes of buf.len() bytes; MSG_TRUNC makes
-    // the kernel report the full datagram length without writing past it.
-    let r = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_TRUNC) };
+    // SAFETY: buf is valid for writes of buf.len() bytes; with MSG_TRUNC
+    // the kernel reports a longer datagram without writing past it.
+    let r = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), recv_flags(wait)) };
     cvt_size(r)
 }
 
 impl Transport for FdTransport {
-    fn recv(&mut self, buf: &mut [u8]) -> io::Result<Recv> {
-        match recv_flags(&self.fd, buf) {
+    fn recv(&mut self, buf: &mut [u8], wait: bool) -> io::Result<Recv> {
+        match recv_fd(&self.fd, buf, wait) {
             Ok(0) => Ok(Recv::Closed),
             Ok(len) => Ok(Recv::Datagram { len, sender: 0 }),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => {
