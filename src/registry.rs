@@ -97,9 +97,15 @@ impl Registry {
     }
 
     pub fn get(&mut self, uuid: &[u8], luid: u64) -> Result<&mut Log, Error> {
+        self.find(luid, |u| crate::wire::bytes_eq(u, uuid))
+    }
+
+    /// The log at `luid` whose uuid `is_uuid` accepts (a request compares
+    /// its uuid field in place, with no search for its end first).
+    pub fn find(&mut self, luid: u64, is_uuid: impl Fn(&[u8]) -> bool) -> Result<&mut Log, Error> {
         self.logs
             .get_mut(&luid)
-            .and_then(|v| v.iter_mut().find(|l| crate::wire::bytes_eq(&l.uuid, uuid)))
+            .and_then(|v| v.iter_mut().find(|l| is_uuid(&l.uuid)))
             // Not `ok_or`: that builds an Error, and drops it, on every hit.
             .map_or_else(|| Err(Error::UnknownLog), Ok)
     }

@@ -187,7 +187,7 @@ impl Server {
     /// returned. An unknown log gets -ESRCH before its payload is looked at
     /// (after a restart every request of a live table ends up here first).
     pub fn dispatch(&mut self, req: &Request<'_>, out: &mut [u8]) -> Result<usize, Error> {
-        let t = req.request_type().ok_or(Error::UnknownRequest(req.raw_type()))?;
+        let t = req.request_type().map_or_else(|| Err(Error::UnknownRequest(req.raw_type())), Ok)?;
         if !wire::VERSIONS.contains(&req.version()) {
             return Err(Error::Unsupported(format!("request version {}", req.version())));
         }
@@ -195,8 +195,18 @@ impl Server {
         if p.len() > MAX_REQUEST_PAYLOAD {
             return Err(Error::BadPayload { request: t.name(), size: p.len() });
         }
-        let (uuid, luid) = (req.uuid(), req.luid());
-        debug!("{} {}/{:#x} seq {} ({} bytes)", t.name(), String::from_utf8_lossy(uuid), luid, req.seq(), p.len());
+        let luid = req.luid();
+        debug!(
+            "{} {}/{:#x} seq {} ({} bytes)",
+            t.name(),
+            String::from_utf8_lossy(req.uuid()),
+            luid,
+            req.seq(),
+            p.len()
+        );
+        // Only requests that make or unmake a log need the uuid as a
+        // slice; the others compare it in place (Request::uuid_is).
+        let uuid = || req.uuid();
         let body = || Body::decode(t, p).map_err(|e| Error::BadPayload { request: e.request, size: e.size });
         let answer = match t {
             // The device name goes only to the CTR of userspace_ctr(),
@@ -205,11 +215,11 @@ impl Server {
             // any data there fails with -ENOSPC and the kernel retries for
             // ever.
             RequestType::Ctr => {
-                let created = self.registry.create(uuid, luid, p)?;
+                let created = self.registry.create(uuid(), luid, p)?;
                 if created.new {
                     info!(
                         "created log {}/{:#x}: {}",
-                        String::from_utf8_lossy(uuid),
+                        String::from_utf8_lossy(uuid()),
                         luid,
                         String::from_utf8_lossy(p.split(|&b| b == 0).next().unwrap_or(&[]))
                     );
@@ -220,17 +230,17 @@ impl Server {
                 }
             }
             RequestType::Dtr => {
-                self.registry.remove(uuid, luid)?;
-                info!("destroyed log {}/{:#x}", String::from_utf8_lossy(uuid), luid);
+                self.registry.remove(uuid(), luid)?;
+                info!("destroyed log {}/{:#x}", String::from_utf8_lossy(uuid()), luid);
                 Answer::Nothing
             }
             RequestType::Resume => {
-                self.registry.resume(uuid, luid)?;
-                self.note_clears(uuid, luid);
+                self.registry.resume(uuid(), luid)?;
+                self.note_clears(uuid(), luid);
                 Answer::Nothing
             }
             _ => {
-                let log = self.registry.get(uuid, luid)?;
+                let log = self.registry.find(luid, |u| req.uuid_is(u))?;
                 match (t, body()?) {
                     (RequestType::Presuspend, _) => Answer::Nothing,
                     (RequestType::Postsuspend, _) => {

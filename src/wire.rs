@@ -316,6 +316,13 @@ impl<'a> Request<'a> {
         let end = raw[start..].iter().position(|&b| b == 0).map_or(raw.len(), |i| start + i);
         &raw[..end]
     }
+    /// The uuid is `uuid` (which holds no NUL): its bytes, then a NUL or
+    /// the end of the field. What [`Request::uuid`] `== uuid` says, without
+    /// looking for the end first.
+    pub fn uuid_is(&self, uuid: &[u8]) -> bool {
+        let raw = &self.header[RQ_UUID];
+        raw.get(..uuid.len()).is_some_and(|head| bytes_eq(head, uuid)) && raw.get(uuid.len()).map_or(true, |&b| b == 0)
+    }
     pub fn version(&self) -> u32 {
         u32_at(self.header, RQ_VERSION)
     }
@@ -573,6 +580,14 @@ mod tests {
             }
             let req = Request::decode(&d, 0).unwrap();
             assert_eq!(req.uuid(), &uuid[..], "length {n}");
+            assert!(req.uuid_is(&uuid), "length {n}");
+            if n > 0 {
+                assert!(!req.uuid_is(&uuid[..n - 1]), "a prefix, length {n}");
+                let mut other = uuid.clone();
+                other[n - 1] = b'a';
+                assert!(!req.uuid_is(&other), "another uuid, length {n}");
+            }
+            assert!(!req.uuid_is(&[uuid.as_slice(), b"Z"].concat()), "a longer one, length {n}");
         }
         for v in [0u64, 0xff00_ffff_ffff_ffff, 0x0101_0101_0101_0100, 0x8000_0000_0000_0080] {
             assert_eq!(has_zero_byte(v), v.to_ne_bytes().contains(&0), "{v:#x}");
