@@ -21,7 +21,15 @@
 //!
 //! Pages are remembered by why they must be written: `marked` pages carry
 //! a mark (the next FLUSH must make them durable, one device cache flush
-//! for all), `cleared` pages carry a clear (written after a leg flush).
+//! for all), `cleared` pages carry a clear that waits for a leg flush,
+//! `staged` pages carry clean bits whose legs were flushed (copied into
+//! `disk`, not written yet). Staged clean bits ride along with the next
+//! write rather than costing one of their own: the kernel's write cycle
+//! is CLEAR, FLUSH, MARK, FLUSH, so the FLUSH after a CLEAR flushes the
+//! legs and the MARK that follows writes the clean bits with its marks,
+//! one I/O instead of two. With no MARK to carry them, the loop's clear
+//! timer writes them (a clean bit that never reaches the device only
+//! costs a resync of its region after a crash).
 //!
 //! Whatever a write carries goes out in as few I/Os as possible: pages
 //! closer than [`MERGE_GAP`] are written as one contiguous range, the pages
@@ -160,6 +168,7 @@ pub struct DiskImage {
     page: usize,
     marked: Pages,
     cleared: Pages,
+    staged: Pages,
     /// Marks were written since the device's cache was last flushed.
     unflushed: bool,
 }
@@ -174,6 +183,7 @@ impl DiskImage {
             page: page_size(),
             marked: Pages::default(),
             cleared: Pages::default(),
+            staged: Pages::default(),
             unflushed: false,
         })
     }
@@ -216,7 +226,13 @@ impl DiskImage {
         !self.marked.is_empty() || self.unflushed
     }
 
+    /// Clean bits wait for the device (for a leg flush, or staged).
     pub fn has_clears(&self) -> bool {
+        !self.cleared.is_empty() || !self.staged.is_empty()
+    }
+
+    /// Clean bits wait for a leg flush before they may be written.
+    pub fn needs_leg_flush(&self) -> bool {
         !self.cleared.is_empty()
     }
 
@@ -227,6 +243,7 @@ impl DiskImage {
         self.mem.image_mut()[..len].copy_from_slice(&self.disk.image()[..len]);
         self.marked.clear();
         self.cleared.clear();
+        self.staged.clear();
         self.unflushed = false;
         Ok(())
     }
@@ -245,6 +262,7 @@ impl DiskImage {
         self.disk.put_range(0, n, false);
         self.marked.clear();
         self.cleared.clear();
+        self.staged.clear();
     }
 
     /// Writes the whole in-memory image and flushes the device's cache
@@ -255,44 +273,55 @@ impl DiskImage {
         io.write_at(&self.disk.image()[..len], 0).map_err(WriteError::Write)?;
         self.marked.clear();
         self.cleared.clear();
+        self.staged.clear();
         io.flush().map_err(WriteError::Flush)?;
         self.unflushed = false;
         Ok(())
     }
 
-    /// Writes the marked pages, marks only (no clean bit goes out), and no
+    /// Writes the marked pages as `disk` holds them — marks, and clean bits
+    /// only where staged after a leg flush — with any staged pages, and no
     /// cache flush: MARK does this before it is answered, so a mark is on
     /// the device even if the daemon dies before the FLUSH — the kernel
     /// then reconnects and resends only the FLUSH, and the new daemon's
     /// RESUME, which reads the device, must find the mark there.
     pub fn write_marks(&mut self, io: &mut dyn BlockIo) -> Result<(), WriteError> {
-        let pages = std::mem::take(&mut self.marked);
-        if let Err(e) = self.write_pages(io, &pages, false) {
-            self.marked = pages;
-            return Err(e);
+        if self.staged.is_empty() {
+            let marked = std::mem::take(&mut self.marked);
+            let written = self.write_pages(io, &marked);
+            self.marked = marked;
+            written?;
+        } else {
+            let mut pages = std::mem::take(&mut self.staged);
+            pages.extend(&self.marked);
+            let written = self.write_pages(io, &pages);
+            self.staged = pages;
+            written?;
         }
-        self.unflushed |= !pages.is_empty();
+        self.unflushed |= !self.marked.is_empty();
+        self.marked.clear();
+        self.staged.clear();
         Ok(())
     }
 
     /// Writes what is pending and flushes the device's cache once if a
     /// mark was written since the last flush (a clear that does not reach
     /// stable media only costs a resync after a crash). `legs_flushed`:
-    /// the mirror's legs were just flushed, so clean bits may go out, and
-    /// marked and cleared pages go out together, whole; otherwise only
-    /// marked pages are written, with their marks alone, and clears stay
-    /// pending. On failure everything stays pending, so a retry writes it
-    /// again.
-    pub fn write_pending(&mut self, io: &mut dyn BlockIo, legs_flushed: bool) -> Result<(), WriteError> {
-        if legs_flushed && !self.cleared.is_empty() {
-            let mut pages = Pages::default();
-            pages.extend(&self.marked);
-            pages.extend(&self.cleared);
-            self.write_pages(io, &pages, true)?;
-            self.unflushed |= !self.marked.is_empty();
-            self.marked.clear();
-            self.cleared.clear();
-        } else {
+    /// the mirror's legs were just flushed, so the clean bits waiting for
+    /// that are staged. Staged clean bits go out with marks, or, with
+    /// `clears_too` (the clear timer, POSTSUSPEND, exit), on their own;
+    /// a FLUSH leaves them for the next MARK. On failure everything stays
+    /// pending, so a retry writes it again.
+    pub fn write_pending(
+        &mut self,
+        io: &mut dyn BlockIo,
+        legs_flushed: bool,
+        clears_too: bool,
+    ) -> Result<(), WriteError> {
+        if legs_flushed {
+            self.stage_clears();
+        }
+        if !self.marked.is_empty() || (clears_too && !self.staged.is_empty()) {
             self.write_marks(io)?;
         }
         if self.unflushed {
@@ -302,25 +331,28 @@ impl DiskImage {
         Ok(())
     }
 
-    /// Writes `pages`: whole from memory (`with_clears`, after a leg
-    /// flush), or as `disk` holds them, which is the device's bytes with
-    /// every mark applied ([`DiskImage::mark`]). Pages closer than
-    /// [`MERGE_GAP`] share one I/O, with the device's own bytes between.
-    fn write_pages(&mut self, io: &mut dyn BlockIo, pages: &Pages, with_clears: bool) -> Result<(), WriteError> {
+    /// The legs were just flushed: every clean bit cleared so far may reach
+    /// the device, so its page goes into `disk` whole from memory.
+    fn stage_clears(&mut self) {
         let (page, len) = (self.page, self.len);
-        let range = |lo: usize, hi: usize| lo * page..((hi + 1) * page).min(len);
-        if with_clears {
-            let (mem, disk) = (&self.mem, &mut self.disk);
-            pages.for_each_run(0, |lo, hi| {
-                let r = range(lo, hi);
-                if !r.is_empty() {
-                    disk.image_mut()[r.clone()].copy_from_slice(&mem.image()[r]);
-                }
-            });
-        }
+        let (mem, disk) = (&self.mem, &mut self.disk);
+        self.cleared.for_each_run(0, |lo, hi| {
+            let r = lo * page..((hi + 1) * page).min(len);
+            if !r.is_empty() {
+                disk.image_mut()[r.clone()].copy_from_slice(&mem.image()[r]);
+            }
+        });
+        self.staged.extend(&self.cleared);
+        self.cleared.clear();
+    }
+
+    /// Writes `pages` as `disk` holds them. Pages closer than
+    /// [`MERGE_GAP`] share one I/O, with the device's own bytes between.
+    fn write_pages(&mut self, io: &mut dyn BlockIo, pages: &Pages) -> Result<(), WriteError> {
+        let (page, len) = (self.page, self.len);
         let mut result = Ok(());
         pages.for_each_run(MERGE_GAP / page, |lo, hi| {
-            let r = range(lo, hi);
+            let r = lo * page..((hi + 1) * page).min(len);
             if result.is_ok() && !r.is_empty() {
                 result = io.write_at(&self.disk.image()[r.clone()], r.start as u64).map_err(WriteError::Write);
             }
@@ -385,7 +417,7 @@ mod tests {
         img.mark(0);
         img.mark(8 * page as u64);
         img.mark(bits - 1);
-        img.write_pending(&mut dev, false).unwrap();
+        img.write_pending(&mut dev, false, true).unwrap();
         assert_eq!(dev.calls, vec![format!("write 0+{len}"), "flush".into()]);
         assert!(!bit(&dev, 0) && !bit(&dev, bits - 1));
         // A clear without a leg flush stays in memory, even when a mark
@@ -393,17 +425,17 @@ mod tests {
         dev.calls.clear();
         img.clear(0);
         img.mark(1);
-        img.write_pending(&mut dev, false).unwrap();
+        img.write_pending(&mut dev, false, true).unwrap();
         assert!(img.bits().test(0) && !bit(&dev, 0), "clean in memory, dirty on disk");
         assert!(img.has_clears());
         // With the legs flushed it goes out, without a cache flush.
         dev.calls.clear();
-        img.write_pending(&mut dev, true).unwrap();
+        img.write_pending(&mut dev, true, true).unwrap();
         assert!(bit(&dev, 0));
         assert_eq!(dev.calls, vec![format!("write 0+{page}")]);
         // Nothing pending: nothing written.
         dev.calls.clear();
-        img.write_pending(&mut dev, true).unwrap();
+        img.write_pending(&mut dev, true, true).unwrap();
         assert!(dev.calls.is_empty());
     }
 
@@ -441,20 +473,20 @@ mod tests {
         assert_eq!(dev.calls.len(), 1, "{:?}", dev.calls);
         assert!(regions.iter().all(|&r| !bit(&dev, r)), "every mark written");
         assert!(bit(&dev, 0) && !bit(&dev, per_page * 2 + 5), "no clean bit before a leg flush");
-        img.write_pending(&mut dev, false).unwrap();
+        img.write_pending(&mut dev, false, true).unwrap();
         assert_eq!(dev.calls[1..], ["flush".to_string()]);
         // An integrated FLUSH: marks and the legs-flushed clears, one write
         // (from the first to the last page), one flush.
         dev.calls.clear();
         img.mark(bits - 1);
         img.mark(per_page * 10);
-        img.write_pending(&mut dev, true).unwrap();
+        img.write_pending(&mut dev, true, false).unwrap();
         let first = (BITMAP_OFFSET + (per_page as usize * 2 + 5) / 8) / page * page;
         assert_eq!(dev.calls, vec![format!("write {first}+{}", dev.bytes.len() - first), "flush".into()]);
         assert!(bit(&dev, per_page * 2 + 5) && !bit(&dev, bits - 1) && !bit(&dev, per_page * 10));
         // Nothing new: no I/O at all.
         dev.calls.clear();
-        img.write_pending(&mut dev, true).unwrap();
+        img.write_pending(&mut dev, true, true).unwrap();
         assert!(dev.calls.is_empty());
     }
 
@@ -484,7 +516,7 @@ mod tests {
         assert!(!bit(&dev, 3), "a daemon killed now must leave the mark on the device");
         assert_eq!(dev.calls, vec![format!("write 0+{len}")], "no cache flush at MARK");
         dev.calls.clear();
-        img.write_pending(&mut dev, false).unwrap();
+        img.write_pending(&mut dev, false, true).unwrap();
         assert_eq!(dev.calls, vec!["flush".to_string()], "the FLUSH makes it durable");
     }
 
@@ -495,7 +527,7 @@ mod tests {
         let mut img = DiskImage::new(64, len).unwrap();
         img.read(&mut dev).unwrap();
         img.mark(3);
-        img.write_pending(&mut dev, true).unwrap();
+        img.write_pending(&mut dev, true, true).unwrap();
         assert_eq!(dev.calls.last().map(String::as_str), Some("flush"));
     }
 
@@ -507,15 +539,15 @@ mod tests {
         img.read(&mut dev).unwrap();
         img.mark(3);
         dev.fail_write = true;
-        assert!(matches!(img.write_pending(&mut dev, true), Err(WriteError::Write(_))));
+        assert!(matches!(img.write_pending(&mut dev, true, true), Err(WriteError::Write(_))));
         dev.fail_write = false;
         dev.fail_flush = true;
-        assert!(matches!(img.write_pending(&mut dev, true), Err(WriteError::Flush(_))));
+        assert!(matches!(img.write_pending(&mut dev, true, true), Err(WriteError::Flush(_))));
         dev.fail_flush = false;
         dev.calls.clear();
         // Written already (direct I/O has no page cache to lose it): the
         // retry flushes again.
-        img.write_pending(&mut dev, true).unwrap();
+        img.write_pending(&mut dev, true, true).unwrap();
         assert_eq!(dev.calls, vec!["flush".to_string()]);
     }
 

@@ -15,8 +15,9 @@
 //! crash then leaves the region dirty and it is resynced. A clean bit is
 //! written only after the mirror's legs were flushed, so a region never
 //! reads clean on the device before its data is on stable media on every
-//! leg; it is written at the next FLUSH, by the loop's timer when no FLUSH
-//! comes ([`Log::write_clears`]), or at POSTSUSPEND. A log whose device
+//! leg; the next FLUSH flushes the legs and the next MARK's write carries
+//! it, or the loop's timer writes it when no MARK comes
+//! ([`Log::write_clears`]), or POSTSUSPEND does. A log whose device
 //! cannot be read is treated as entirely out of sync. docs/protocol.md §4
 //! describes these semantics request by request.
 
@@ -112,13 +113,14 @@ impl Disk {
         }
     }
 
-    /// Writes what is pending (see [`DiskImage::write_pending`]).
-    fn write(&mut self) -> Result<(), Error> {
-        let legs_flushed = self.image.has_clears() && self.flush_legs();
+    /// Writes what is pending (see [`DiskImage::write_pending`]); staged
+    /// clean bits only with `clears_too`.
+    fn write(&mut self, clears_too: bool) -> Result<(), Error> {
+        let legs_flushed = self.image.needs_leg_flush() && self.flush_legs();
         let Some(io) = self.io.as_mut() else {
             return Err(Error::io("write", &self.name, io::Error::from_raw_os_error(libc::EIO)));
         };
-        match self.image.write_pending(io.as_mut(), legs_flushed) {
+        match self.image.write_pending(io.as_mut(), legs_flushed, clears_too) {
             Ok(()) => Ok(()),
             Err(e) => Err(self.failed(e)),
         }
@@ -319,7 +321,7 @@ impl Log {
     pub fn postsuspend(&mut self) -> Result<(), Error> {
         let was = std::mem::replace(&mut self.resumed, false);
         match &mut self.backing {
-            Backing::Disk(d) if was && d.loaded => d.write(),
+            Backing::Disk(d) if was && d.loaded => d.write(true),
             _ => Ok(()),
         }
     }
@@ -397,7 +399,9 @@ impl Log {
         match &mut self.backing {
             // Only a live log writes: after POSTSUSPEND the device may be
             // another table's log's (the kernel quiesces I/O before it).
-            Backing::Disk(d) if self.resumed && d.loaded && (d.image.has_marks() || d.image.has_clears()) => d.write(),
+            Backing::Disk(d) if self.resumed && d.loaded && (d.image.has_marks() || d.image.has_clears()) => {
+                d.write(false)
+            }
             _ => Ok(()),
         }
     }
@@ -413,7 +417,7 @@ impl Log {
     /// 3 s late, and a crash meanwhile would resync them all.
     pub fn write_clears(&mut self) -> Result<(), Error> {
         match &mut self.backing {
-            Backing::Disk(d) if self.resumed && d.loaded => d.write(),
+            Backing::Disk(d) if self.resumed && d.loaded => d.write(true),
             _ => Ok(()),
         }
     }
@@ -474,7 +478,7 @@ impl Log {
     /// another table's log by now.
     pub fn persist(&mut self) -> Result<(), Error> {
         match &mut self.backing {
-            Backing::Disk(d) if self.resumed && d.loaded => d.write(),
+            Backing::Disk(d) if self.resumed && d.loaded => d.write(true),
             _ => Ok(()),
         }
     }
@@ -777,15 +781,22 @@ mod tests {
         l.resume().unwrap();
         assert_eq!(*trace.0.borrow(), vec!["write", "flush"]);
         trace.0.borrow_mut().clear();
-        // The kernel's write: MARK, FLUSH, (leg I/O), CLEAR, FLUSH.
+        // The kernel's write: MARK, FLUSH, (leg I/O), CLEAR, FLUSH, then
+        // the next write's MARK, FLUSH.
         l.mark([2u64].into_iter()).unwrap();
         l.flush(std::iter::empty()).unwrap();
         assert!(!bit(&bytes.borrow(), 2));
         l.clear([2u64].into_iter()).unwrap();
         l.flush(std::iter::empty()).unwrap();
-        assert!(bit(&bytes.borrow(), 2));
-        // Marks: one write, one cache flush; clears: legs first, no cache flush.
-        assert_eq!(*trace.0.borrow(), vec!["write", "flush", "legs", "write+clean"]);
+        assert!(!bit(&bytes.borrow(), 2), "the FLUSH after a CLEAR flushes the legs only");
+        assert!(l.clears_pending(), "the clear timer still has it");
+        l.mark([4u64].into_iter()).unwrap();
+        assert!(bit(&bytes.borrow(), 2) && !bit(&bytes.borrow(), 4), "the MARK's write carries it");
+        l.flush(std::iter::empty()).unwrap();
+        assert!(!l.clears_pending());
+        // Marks: one write, one cache flush; clears: legs first, then
+        // written with the next marks, no cache flush of their own.
+        assert_eq!(*trace.0.borrow(), vec!["write", "flush", "legs", "write+clean", "flush"]);
         // A clear with no FLUSH after it: the timer's call, legs first.
         trace.0.borrow_mut().clear();
         l.mark([5u64].into_iter()).unwrap();

@@ -141,8 +141,10 @@ pub fn check_files(model: &Model) -> Result<(), String> {
             model.logs.iter().filter(|l| l.file == Some(k) && l.resumed && l.loaded && l.clears_pending).any(|l| {
                 let mut alt = MFile { path: f.path.clone(), aliases: Vec::new(), bytes: f.bytes.clone() };
                 let mut l = l.clone();
-                let pages = std::mem::take(&mut l.clear_pages);
-                Model::write_pages(&mut l, &mut alt, &pages, true);
+                Model::stage(&mut l);
+                let mut pages = std::mem::take(&mut l.mark_pages);
+                pages.extend(std::mem::take(&mut l.staged_pages));
+                Model::write_pages(&mut l, &mut alt, &pages, false);
                 alt.bytes == disk
             });
         if disk != f.bytes && !timer_wrote {

@@ -40,11 +40,14 @@
 //!   before a RESUME loaded it (its first RESUME was lost: the kernel then
 //!   reconnects), and IS_CLEAN = 0;
 //! - a disk log's file changes only when the daemon writes it: at RESUME
-//!   (header and whole bitmap), at a FLUSH with anything marked or cleared
-//!   since the last write, and at POSTSUSPEND of a live log (the harness
-//!   gives the daemon legs that always flush, so clean bits go out with
-//!   the marks); the binary's clear timer may write a log with pending
-//!   clean bits at any time (`check_files` accepts either state of them);
+//!   (header and whole bitmap), at a MARK of a live log (its pages, and
+//!   the clean bits the last leg flush let out), at an integrated FLUSH
+//!   with marks (legs flushed first, so its clean bits go with them), and
+//!   at POSTSUSPEND of a live log; a FLUSH with no marks flushes the legs
+//!   (the harness gives the daemon legs that always flush) and leaves its
+//!   clean bits for the next MARK; the binary's clear timer may write a
+//!   log with pending clean bits at any time (`check_files` accepts either
+//!   state of them);
 //! - a CTR with other arguments for an existing (uuid, luid) replaces it;
 //! - CLEAR sets no clean bit once the log's health is not Alive;
 //! - STATUS strings are sent with their NUL counted;

@@ -146,6 +146,9 @@ pub struct MLog {
     /// since the last write (written whole after a leg flush).
     pub mark_pages: std::collections::BTreeSet<usize>,
     pub clear_pages: std::collections::BTreeSet<usize>,
+    /// Pages of clears whose legs were flushed, in `disk` already: written
+    /// with the next marks (or by the timer, or at POSTSUSPEND).
+    pub staged_pages: std::collections::BTreeSet<usize>,
     /// The bits the daemon's image of the device holds (what it last wrote
     /// or read): a marks-only write is `disk &= clean`.
     pub disk: Vec<bool>,
@@ -322,20 +325,42 @@ impl Model {
         }
     }
 
-    /// MARK on a live disk log: its pages go out at once, marks only.
-    fn write_marks(&mut self, i: usize) {
-        let Some(f) = self.logs[i].file else { return };
-        let pages = std::mem::take(&mut self.logs[i].mark_pages);
-        Self::write_pages(&mut self.logs[i], &mut self.files[f], &pages, false);
+    /// The legs were flushed (they always are in the harness): the clean
+    /// bits of cleared pages go into the daemon's image, to be written
+    /// with the next marks.
+    pub fn stage(l: &mut MLog) {
+        let n = l.n();
+        for &p in &l.clear_pages {
+            for o in (p * 4096).max(BITMAP_OFFSET)..(p + 1) * 4096 {
+                let first = ((o - BITMAP_OFFSET) * 8) as u64;
+                for r in first..(first + 8).min(n) {
+                    l.disk[r as usize] = l.clean[r as usize];
+                }
+            }
+        }
+        let pages = std::mem::take(&mut l.clear_pages);
+        l.staged_pages.extend(pages);
     }
 
-    /// FLUSH, the clear timer or POSTSUSPEND: marks not written yet, then
-    /// the pages of clears, whole (legs always flush in the harness).
-    fn write_file(&mut self, i: usize) {
+    /// MARK on a live disk log: its pages go out at once, marks only, with
+    /// the staged pages.
+    fn write_marks(&mut self, i: usize) {
         let Some(f) = self.logs[i].file else { return };
+        let l = &mut self.logs[i];
+        let mut pages = std::mem::take(&mut l.mark_pages);
+        pages.extend(std::mem::take(&mut l.staged_pages));
+        Self::write_pages(l, &mut self.files[f], &pages, false);
+        l.clears_pending = !l.clear_pages.is_empty();
+    }
+
+    /// The clear timer or POSTSUSPEND: legs flushed, then marks not
+    /// written yet and every staged page.
+    fn write_file(&mut self, i: usize) {
+        if self.logs[i].file.is_none() {
+            return;
+        }
+        Self::stage(&mut self.logs[i]);
         self.write_marks(i);
-        let pages = std::mem::take(&mut self.logs[i].clear_pages);
-        Self::write_pages(&mut self.logs[i], &mut self.files[f], &pages, true);
         let l = &mut self.logs[i];
         l.clears_pending = false;
         l.pending.clear();
@@ -446,6 +471,13 @@ impl Model {
             t::FLUSH => {
                 let rs = regions(p)?;
                 if !rs.is_empty() {
+                    self.check(i, &rs)?;
+                    // An integrated FLUSH flushes the legs before it
+                    // writes its marks, and its clean bits go with them.
+                    let l = &mut self.logs[i];
+                    if l.file.is_some() && l.resumed && l.loaded {
+                        Self::stage(l);
+                    }
                     self.mark(i, &rs)?;
                 }
                 let l = &self.logs[i];
@@ -456,9 +488,14 @@ impl Model {
                     let regions = l.pending.clone();
                     self.last_durable.push(Durable { file: f, regions });
                 }
-                let l = &self.logs[i];
+                // Legs flushed, clean bits staged for the next MARK (a MARK
+                // wrote the marks already).
+                let l = &mut self.logs[i];
                 if l.file.is_some() && l.resumed && l.loaded && (l.touched_dirtied || l.clears_pending) {
-                    self.write_file(i);
+                    Self::stage(l);
+                    if !l.mark_pages.is_empty() {
+                        self.write_marks(i);
+                    }
                 }
                 let l = &mut self.logs[i];
                 l.touched_dirtied = false;
@@ -646,6 +683,7 @@ impl Model {
             pending: Vec::new(),
             mark_pages: Default::default(),
             clear_pages: Default::default(),
+            staged_pages: Default::default(),
             disk: vec![false; n],
             args,
         });
@@ -696,6 +734,7 @@ impl Model {
         l.pending.clear();
         l.mark_pages.clear();
         l.clear_pages.clear();
+        l.staged_pages.clear();
         l.disk = l.clean.clone();
         for r in 0..n {
             file.set(r, l.clean[r as usize]);
