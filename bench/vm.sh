@@ -31,7 +31,8 @@
 #   LCASES, the large bitmap on RAM disks, is off by default),
 #   BENCH_VM_FLOOR (1: floor runs around dmulogd core/disk), BENCH_VM_WL /
 #   BENCH_VM_LWL (workloads), BENCH_VM_RGEOS ("std large": real-cost device
-#   geometries, "" skips them), BENCH_VM_RCASES ("kdisk udisk"), BENCH_VM_RWL
+#   geometries, "" skips them), BENCH_VM_RCASES ("kdisk fdisk udisk": the floor
+#   there is what no userspace log server can beat), BENCH_VM_RWL
 #   ("w1 w16"), BENCH_VM_RREPS (3), BENCH_VM_RDIR (directory of the
 #   real-cost device's image file, default the log directory),
 #   BENCH_VM_PROF (server system-call counts, "" skips), BENCH_VM_PRT (2).
@@ -64,7 +65,7 @@ LCASES=${BENCH_VM_LCASES-""}
 WL=${BENCH_VM_WL-"w1 w16 r1 r16"}
 LWL=${BENCH_VM_LWL-"w1 w16"}
 RGEOS=${BENCH_VM_RGEOS-"std large"}
-RCASES=${BENCH_VM_RCASES-"kdisk udisk"}
+RCASES=${BENCH_VM_RCASES-"kdisk fdisk udisk"}
 RWL=${BENCH_VM_RWL-"w1 w16"}
 RREPS=${BENCH_VM_RREPS:-3}
 PROF=${BENCH_VM_PROF-"std:fcore std:ucore std:udisk rstd:udisk rlarge:udisk"}
