@@ -406,11 +406,8 @@ mod tests {
     #[test]
     fn marks_are_written_and_flushed_once_clears_wait_for_the_legs() {
         let page = page_size();
-        let bits = (8 * page * 3) as u64;
-        let len = BITMAP_OFFSET + bits as usize / 8;
-        let mut dev = MemDev { bytes: vec![0xff; len], ..Default::default() };
-        let mut img = DiskImage::new(bits, len).unwrap();
-        img.read(&mut dev).unwrap();
+        let (mut dev, mut img, bits) = clean_device(3);
+        let len = dev.bytes.len();
         // Marks on pages 0, 1 and 3 (the bitmap starts 1 KiB in): one
         // write from the first to the last (page 2 as the device has it),
         // one flush.
@@ -440,13 +437,19 @@ mod tests {
     }
 
     /// A device of `pages` pages of bitmap, all clean, read into an image.
-    fn clean_device(pages: usize) -> (MemDev, DiskImage, u64) {
-        let page = page_size();
-        let bits = (8 * page * pages) as u64;
+    /// A device holding a log of `bits` regions, every bitmap byte
+    /// `fill`, and its image read from it.
+    fn device(bits: u64, fill: u8) -> (MemDev, DiskImage) {
         let len = BITMAP_OFFSET + bits as usize / 8;
-        let mut dev = MemDev { bytes: vec![0xff; len], ..Default::default() };
+        let mut dev = MemDev { bytes: vec![fill; len], ..Default::default() };
         let mut img = DiskImage::new(bits, len).unwrap();
         img.read(&mut dev).unwrap();
+        (dev, img)
+    }
+
+    fn clean_device(pages: usize) -> (MemDev, DiskImage, u64) {
+        let bits = (8 * page_size() * pages) as u64;
+        let (dev, img) = device(bits, 0xff);
         (dev, img, bits)
     }
 
@@ -506,10 +509,8 @@ mod tests {
 
     #[test]
     fn a_mark_is_on_the_device_before_its_flush() {
-        let len = BITMAP_OFFSET + 8;
-        let mut dev = MemDev { bytes: vec![0xff; len], ..Default::default() };
-        let mut img = DiskImage::new(64, len).unwrap();
-        img.read(&mut dev).unwrap();
+        let (mut dev, mut img) = device(64, 0xff);
+        let len = dev.bytes.len();
         img.clear(9); // pending clear: never written by a mark
         img.mark(3);
         img.write_marks(&mut dev).unwrap();
@@ -522,10 +523,7 @@ mod tests {
 
     #[test]
     fn a_mark_of_a_dirty_bit_is_still_made_durable() {
-        let len = BITMAP_OFFSET + 8;
-        let mut dev = MemDev { bytes: vec![0; len], ..Default::default() };
-        let mut img = DiskImage::new(64, len).unwrap();
-        img.read(&mut dev).unwrap();
+        let (mut dev, mut img) = device(64, 0);
         img.mark(3);
         img.write_pending(&mut dev, true, true).unwrap();
         assert_eq!(dev.calls.last().map(String::as_str), Some("flush"));
@@ -533,10 +531,7 @@ mod tests {
 
     #[test]
     fn failures_keep_everything_pending() {
-        let len = BITMAP_OFFSET + 8;
-        let mut dev = MemDev { bytes: vec![0xff; len], ..Default::default() };
-        let mut img = DiskImage::new(64, len).unwrap();
-        img.read(&mut dev).unwrap();
+        let (mut dev, mut img) = device(64, 0xff);
         img.mark(3);
         dev.fail_write = true;
         assert!(matches!(img.write_pending(&mut dev, true, true), Err(WriteError::Write(_))));

@@ -181,20 +181,6 @@ fn scan_log(
     Ok(Ok(LogInfo { version: h.version, regions: nr, bitmap_bytes: bytes, scan }))
 }
 
-/// Describes the log in `image` (header + bitmap bytes), as `inspect`
-/// would read it from a device holding exactly these bytes.
-pub fn describe(name: &str, image: &[u8], limit: Option<usize>) -> Report {
-    let mut buf = vec![0u8; UNIT];
-    let read = |off: u64, b: &mut [u8]| {
-        let from = usize::try_from(off).unwrap_or(usize::MAX).min(image.len());
-        let n = b.len().min(image.len() - from);
-        b[..n].copy_from_slice(&image[from..from + n]);
-        Ok(n)
-    };
-    let found = scan_log(image.len() as u64, limit, read, &mut buf).expect("reading memory cannot fail");
-    Report { name: name.to_owned(), found }
-}
-
 /// `dmulogd inspect PATH`. A block device is read with `O_DIRECT`: the
 /// kernel's `disk` log writes past the page cache, which may hold stale
 /// pages as long as a live table keeps the device open.
@@ -233,6 +219,20 @@ fn read_full(f: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Describes the log in `image` (header + bitmap bytes), as `inspect`
+    /// would read it from a device holding exactly these bytes.
+    fn describe(name: &str, image: &[u8], limit: Option<usize>) -> Report {
+        let mut buf = vec![0u8; UNIT];
+        let read = |off: u64, b: &mut [u8]| {
+            let from = usize::try_from(off).unwrap_or(usize::MAX).min(image.len());
+            let n = b.len().min(image.len() - from);
+            b[..n].copy_from_slice(&image[from..from + n]);
+            Ok(n)
+        };
+        let found = scan_log(image.len() as u64, limit, read, &mut buf).expect("reading memory cannot fail");
+        Report { name: name.to_owned(), found }
+    }
 
     #[test]
     fn reports_dirty_ranges() {
