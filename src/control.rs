@@ -10,7 +10,7 @@
 
 use crate::sys::{cvt, cvt_size};
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
 pub const NAME: &[u8] = b"dmulogd";
@@ -164,21 +164,7 @@ pub fn query(query: &str, timeout: Duration) -> Result<String, QueryError> {
         )
     };
     cvt(r).map_err(QueryError::Other)?;
-    let tv = libc::timeval {
-        tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(5),
-        tv_usec: libc::suseconds_t::from(timeout.subsec_micros()),
-    };
-    // SAFETY: `tv` is a live timeval of the size given.
-    let r = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&tv as *const libc::timeval).cast(),
-            libc::socklen_t::try_from(std::mem::size_of::<libc::timeval>()).expect("small"),
-        )
-    };
-    cvt(r).map_err(QueryError::Other)?;
+    crate::sys::set_recv_timeout(fd.as_fd(), Some(timeout)).map_err(QueryError::Other)?;
     let (addr, len) = address(NAME);
     // SAFETY: `addr` is a valid sockaddr_un of `len` bytes.
     let r = unsafe {
