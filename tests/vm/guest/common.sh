@@ -346,7 +346,7 @@ dump_diag() {
     echo "  dm| $d: $(timeout 10 dmsetup --noudevsync status "$d" 2>&1)"
   done
   [ -f "$DLOG" ] && tail -n 60 "$DLOG" | sed 's/^/dmulogd| /'
-  dmesg_since | tail -n 40 | sed 's/^/  kmsg| /'
+  dmesg_since | tail -n 80 | sed 's/^/  kmsg| /'
   echo "--- end of diagnostics"
 }
 
@@ -393,6 +393,8 @@ run_test() {
   while alive $pid; do
     if [ "$(now)" -ge "$end" ]; then
       echo "FAIL $t: still running after ${tmo}s (guest watchdog)"
+      # the blocked tasks' stacks, to kmsg: what a hang waits for
+      echo w > /proc/sysrq-trigger 2>/dev/null
       dump_diag
       return 1
     fi
