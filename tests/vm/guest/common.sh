@@ -394,7 +394,7 @@ run_test() {
     if [ "$(now)" -ge "$end" ]; then
       echo "FAIL $t: still running after ${tmo}s (guest watchdog)"
       # the blocked tasks' stacks, to kmsg: what a hang waits for
-      echo w > /proc/sysrq-trigger 2>/dev/null
+      { echo w > /proc/sysrq-trigger; } 2>/dev/null
       dump_diag
       return 1
     fi
